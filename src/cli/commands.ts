@@ -1,0 +1,11 @@
+// Registers every `qlora` sub-command on the commander program. Each command lives in its own
+// file under cli/ and exports a `register(program)` function; add new ones to the list below.
+import type { Command } from 'commander';
+
+type Register = (program: Command) => void;
+
+const registrations: Register[] = [];
+
+export function registerCommands(program: Command): void {
+  for (const register of registrations) register(program);
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+// The `qlora` command line. The only module that reads argv/env or exits: every command calls the
+// library, and library errors (QloraError) become a one-line message and exit code 2 here.
+import { Command } from 'commander';
+import { QloraError } from '../errors.js';
+import { registerCommands } from './commands.js';
+
+const EXIT_USAGE = 2;
+const EXIT_FAILURE = 1;
+
+async function main(argv: string[]): Promise<void> {
+  const program = new Command();
+  program
+    .name('qlora')
+    .description('QLoRA for TypeScript: quantize, fine-tune, generate and export Llama-family models on CPU')
+    .version('0.1.0')
+    .showHelpAfterError();
+  registerCommands(program);
+  await program.parseAsync(argv);
+}
+
+main(process.argv).catch((err: unknown) => {
+  if (err instanceof QloraError) {
+    process.stderr.write(`qlora: ${err.name}: ${err.message}\n`);
+    process.exitCode = EXIT_USAGE;
+  } else {
+    process.stderr.write(`qlora: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = EXIT_FAILURE;
+  }
+});
