@@ -1,0 +1,5 @@
+// The registry of benchmark suites, in the order `npm run bench` runs them when none is named.
+// Each suite lives in its own file in this folder; add it here.
+import type { BenchSuite } from '../harness.js';
+
+export const SUITES: BenchSuite[] = [];
