@@ -1,0 +1,361 @@
+// LlamaModel: the one Llama-family decoder (Llama 2/3, Mistral, Qwen2, SmolLM...) over resolved
+// weights, parameterised by the model config (FORMATS.md §5). Inference forward (optionally with
+// a KV cache, padding masks, all or last logits) and the training forward/backward (loss → LoRA
+// gradients, gradient checkpointing per decoder layer) share the same layer code in nn/.
+//
+// API (used by generation, evaluation and training):
+//   model.config                           resolved model config (dims, rope, token ids)
+//   model.tokenizer                        TextTokenizer | null (set by loadModel)
+//   model.createKvCache(B, maxTokens)      KvCache for decoding (dispose it when done)
+//   model.forward(ids, B, T, opts)         Float32Array logits: [B·T, V] ('all') or [B, V] ('last')
+//        opts: { cache?, startPos? (default cache.length), positions? [B·T],
+//                attentionMask? [B, startPos+T] (1 = token, 0 = left padding), logits: 'all'|'last' }
+//        With a cache, this call's k/v rows are appended at startPos and cache.length advances.
+//   model.loss(ids, B, T, labels?)         mean causal-LM loss (HF label shift; labels -100 = ignored)
+//   model.forwardBackward(ids, B, T, labels?)  the same loss, accumulating d loss / d(LoRA A, B)
+//                                          into each slot's dA / dB (the caller zeroes them)
+//   model.linear(name), model.linears()    the projections by checkpoint name (LoRA attaches here)
+//   model.attachLora(name, A, B, scale)    put an adapter into a Linear's LoRA slot
+//   model.dispose()                        free kernel buffers
+// Not here: reading files (model/load.ts), sampling (generation), optimisers (train/).
+import { ShapeError, UnsupportedError } from '../errors.js';
+import type { Kernels } from '../kernels/kernels.js';
+import { Arena } from '../nn/arena.js';
+import type { SequenceContext } from '../nn/attention.js';
+import {
+  createDecoderLayerCache, createDecoderLayerGradScratch, decoderLayerBackward, decoderLayerForward, layerLinears,
+  type DecoderLayerCache, type DecoderLayerWeights,
+} from '../nn/decoder-layer.js';
+import { embeddingForward } from '../nn/embedding.js';
+import { createLinearCache, linearBackward, linearForward, maxLoraRank, type Linear, type LoraSlot } from '../nn/linear.js';
+import { crossEntropyBackward, crossEntropyForward, shiftLabels, type LossResult } from '../nn/loss.js';
+import { buildRopeTables, type RopeParams, type RopeTables } from '../nn/rope.js';
+import { rmsnormBackward, rmsnormForward, type RmsNorm } from '../nn/rmsnorm.js';
+import { KvCache } from './kv-cache.js';
+
+/** The fields of the resolved model config that the forward pass reads. */
+export interface LlamaDims {
+  readonly architecture: string;
+  readonly vocabSize: number;
+  readonly hiddenSize: number;
+  readonly intermediateSize: number;
+  readonly numLayers: number;
+  readonly numHeads: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly rmsNormEps: number;
+  readonly rope: RopeParams;
+  readonly maxPositionEmbeddings: number;
+  readonly tieWordEmbeddings: boolean;
+}
+
+/** Architectures this implementation runs (config `model_type` / GGUF `general.architecture`). */
+export const SUPPORTED_ARCHITECTURES = ['llama', 'mistral', 'qwen2'] as const;
+
+export interface LlamaWeights {
+  /** [V, C] model.embed_tokens.weight */
+  readonly embed: Float32Array;
+  readonly layers: readonly DecoderLayerWeights[];
+  /** model.norm */
+  readonly norm: RmsNorm;
+  /** lm_head (its weight is `embed` when embeddings are tied) */
+  readonly lmHead: Linear;
+}
+
+/** The text tokenizer as far as the model cares (formats/tokenizer.ts TextTokenizer fits). */
+export interface ModelTokenizer {
+  readonly vocabSize: number;
+}
+
+export interface ForwardOptions {
+  readonly cache?: KvCache;
+  /** Rows already in the cache before this call; default cache.length (0 without a cache). */
+  readonly startPos?: number;
+  /** [B·T] RoPE positions; default derived from startPos and the attention mask. */
+  readonly positions?: Int32Array;
+  /** [B, startPos + T], 1 = real token, 0 = padding; only left padding is supported. */
+  readonly attentionMask?: Uint8Array | Int32Array;
+  readonly logits: 'all' | 'last';
+}
+
+/** Scratch of one inference forward, kept between calls while the row count fits. */
+interface ForwardWorkspace {
+  readonly arena: Arena;
+  readonly N: number;
+  readonly loraRank: number;
+  readonly x: Float32Array;
+  readonly y: Float32Array;
+  readonly layer: DecoderLayerCache;
+}
+
+export class LlamaModel<C extends LlamaDims = LlamaDims, Tok extends ModelTokenizer = ModelTokenizer> {
+  private rope: RopeTables | null = null;
+  private workspace: ForwardWorkspace | null = null;
+  private readonly byName = new Map<string, Linear>();
+  private disposed = false;
+
+  /**
+   * @param ownedBuffers kernel buffers holding the weights, freed by dispose()
+   */
+  constructor(
+    readonly kernels: Kernels,
+    readonly config: C,
+    readonly weights: LlamaWeights,
+    readonly tokenizer: Tok | null,
+    private readonly ownedBuffers: Float32Array[] = [],
+  ) {
+    if (!(SUPPORTED_ARCHITECTURES as readonly string[]).includes(config.architecture)) {
+      throw new UnsupportedError(`architecture "${config.architecture}" is not supported`, { field: 'architecture', expected: SUPPORTED_ARCHITECTURES.join(', '), got: config.architecture });
+    }
+    for (const layer of weights.layers) for (const lin of layerLinears(layer)) this.byName.set(lin.name, lin);
+    this.byName.set(weights.lmHead.name, weights.lmHead);
+  }
+
+  // ---- parameters -------------------------------------------------------------------------------
+
+  linears(): IterableIterator<Linear> {
+    return this.byName.values();
+  }
+
+  linear(name: string): Linear {
+    const lin = this.byName.get(name);
+    if (lin === undefined) throw new ShapeError(`no Linear named ${name}`, { field: name, expected: 'a projection name such as model.layers.0.self_attn.q_proj' });
+    return lin;
+  }
+
+  /** Attach (or replace) a LoRA adapter: A [r, in], B [out, r], copied into kernel buffers. */
+  attachLora(name: string, A: Float32Array, B: Float32Array, r: number, scale: number): LoraSlot {
+    const lin = this.linear(name);
+    if (A.length !== r * lin.inFeatures) throw new ShapeError('lora_A has the wrong size', { field: `${name}.lora_A`, expected: `[${r}, ${lin.inFeatures}]`, got: `${A.length} values` });
+    if (B.length !== lin.outFeatures * r) throw new ShapeError('lora_B has the wrong size', { field: `${name}.lora_B`, expected: `[${lin.outFeatures}, ${r}]`, got: `${B.length} values` });
+    const alloc = (src: Float32Array | null, n: number): Float32Array => {
+      const buf = this.kernels.allocF32(n);
+      if (src !== null) buf.set(src);
+      this.ownedBuffers.push(buf);
+      return buf;
+    };
+    const slot: LoraSlot = { r, scale, A: alloc(A, A.length), B: alloc(B, B.length), dA: alloc(null, A.length), dB: alloc(null, B.length) };
+    lin.lora = slot;
+    this.dropWorkspace();
+    return slot;
+  }
+
+  // ---- inference ------------------------------------------------------------------------------
+
+  createKvCache(batch: number, maxTokens: number): KvCache {
+    const cfg = this.config;
+    if (!Number.isInteger(batch) || batch < 1) throw new ShapeError('KV cache batch must be a positive integer', { field: 'batch', got: String(batch) });
+    if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > cfg.maxPositionEmbeddings) {
+      throw new ShapeError('KV cache length is outside the model context', { field: 'maxTokens', expected: `1..${cfg.maxPositionEmbeddings} (max_position_embeddings)`, got: String(maxTokens) });
+    }
+    return new KvCache(this.kernels, batch, maxTokens, cfg.numLayers, cfg.numKvHeads * cfg.headDim);
+  }
+
+  forward(ids: Int32Array, B: number, T: number, opts: ForwardOptions): Float32Array {
+    this.checkAlive();
+    const cfg = this.config;
+    const C = cfg.hiddenSize;
+    const N = B * T;
+    this.checkIds(ids, B, T);
+    const cache = opts.cache ?? null;
+    const startPos = opts.startPos ?? (cache === null ? 0 : cache.length);
+    if (cache !== null) {
+      if (cache.batch !== B) throw new ShapeError('KV cache batch does not match the input', { field: 'B', expected: String(cache.batch), got: String(B) });
+      if (startPos + T > cache.maxTokens) {
+        throw new ShapeError('input does not fit in the KV cache', { field: 'T', expected: `startPos + T <= ${cache.maxTokens}`, got: `${startPos} + ${T}`, hint: 'create a larger cache or shorten the prompt' });
+      }
+    } else if (startPos !== 0) {
+      throw new ShapeError('startPos > 0 needs a KV cache', { field: 'startPos', expected: '0', got: String(startPos) });
+    }
+    const keyStart = this.resolveKeyStart(opts.attentionMask, B, startPos + T, cache);
+    const positions = opts.positions ?? defaultPositions(B, T, startPos, keyStart);
+    const ctx: SequenceContext = { B, T, positions, rope: this.ropeFor(positions, N), startPos, keyStart };
+
+    const ws = this.workspaceFor(N);
+    let x = ws.x;
+    let y = ws.y;
+    embeddingForward(this.kernels, x, this.weights.embed, ids, N, C);
+    for (let l = 0; l < cfg.numLayers; l++) {
+      decoderLayerForward(this.kernels, y, ws.layer, this.weights.layers[l], x, ctx, cache === null ? null : cache.layers[l], C);
+      [x, y] = [y, x];
+    }
+    if (cache !== null) cache.length = startPos + T;
+
+    // Final norm and lm head on the rows whose logits are wanted (x holds the last layer's output).
+    let rows = N;
+    let hidden = x;
+    if (opts.logits === 'last') {
+      rows = B;
+      for (let b = 0; b < B; b++) y.set(x.subarray((b * T + T - 1) * C, (b * T + T) * C), b * C);
+      hidden = y;
+    }
+    const normed = hidden === x ? y : x;
+    rmsnormForward(this.kernels, normed, { x: null, rstd: ws.layer.n1.rstd }, this.weights.norm, hidden, rows, C);
+    const V = cfg.vocabSize;
+    const logits = this.kernels.allocF32(rows * V);
+    try {
+      linearForward(this.kernels, logits, null, this.weights.lmHead, normed, rows, ws.layer.attn.xa.q);
+      const out = new Float32Array(rows * V);
+      out.set(logits);
+      return out;
+    } finally {
+      this.kernels.free(logits);
+    }
+  }
+
+  // ---- training -------------------------------------------------------------------------------
+
+  /** Mean causal-LM loss over the batch (labels default to ids; -100 = ignored), no gradients. */
+  loss(ids: Int32Array, B: number, T: number, labels?: Int32Array): LossResult {
+    return this.runTraining(ids, B, T, labels, false);
+  }
+
+  /**
+   * Loss plus backward: d(mean loss)/d(LoRA A, B) is ADDED into every slot's dA / dB.
+   * Gradient checkpointing: only each layer's input is kept; layers are re-run during backward.
+   */
+  forwardBackward(ids: Int32Array, B: number, T: number, labels?: Int32Array): LossResult {
+    return this.runTraining(ids, B, T, labels, true);
+  }
+
+  private runTraining(ids: Int32Array, B: number, T: number, labels: Int32Array | undefined, backward: boolean): LossResult {
+    this.checkAlive();
+    const k = this.kernels;
+    const cfg = this.config;
+    const C = cfg.hiddenSize;
+    const V = cfg.vocabSize;
+    const N = B * T;
+    const L = cfg.numLayers;
+    this.checkIds(ids, B, T);
+    if (labels !== undefined && labels.length !== N) throw new ShapeError('labels must have B·T entries', { field: 'labels', expected: String(N), got: String(labels.length) });
+    const targets = shiftLabels(labels ?? ids, B, T);
+    const positions = defaultPositions(B, T, 0, null);
+    const ctx: SequenceContext = { B, T, positions, rope: this.ropeFor(positions, N), startPos: 0, keyStart: null };
+    const dims = { B, T, C, loraRank: maxLoraRank(this.byName.values()), keepProbs: backward };
+    const arena = new Arena(k);
+    try {
+      // Layer inputs: acts[l] is the input of layer l; acts[L] the final hidden state.
+      const acts = Array.from({ length: L + 1 }, () => arena.f32(N * C));
+      const layerCache = createDecoderLayerCache(arena, this.weights.layers[0], dims);
+      embeddingForward(k, acts[0], this.weights.embed, ids, N, C);
+      for (let l = 0; l < L; l++) decoderLayerForward(k, acts[l + 1], layerCache, this.weights.layers[l], acts[l], ctx, null, C);
+      const normCache = { x: null, rstd: arena.f32(N) };
+      const xn = arena.f32(N * C);
+      rmsnormForward(k, xn, normCache, this.weights.norm, acts[L], N, C);
+      const headCache = createLinearCache();
+      const headXa = arena.f32(N * dims.loraRank);
+      const logits = arena.f32(N * V);
+      linearForward(k, logits, headCache, this.weights.lmHead, xn, N, headXa);
+      const result = crossEntropyForward(k, arena.f32(N), logits, targets, N, V);
+      if (!backward) return result;
+
+      const dlogits = logits; // the logits are not needed after the loss gradient
+      crossEntropyBackward(k, dlogits, logits, targets, N, V, result.count);
+      const grad = arena.f32(N * C);
+      const dxa = arena.f32(N * dims.loraRank);
+      linearBackward(k, grad, dlogits, headCache, this.weights.lmHead, N, dxa);
+      let dy = arena.f32(N * C);
+      rmsnormBackward(k, dy, null, grad, normCache, this.weights.norm, N, C);
+      const scratch = createDecoderLayerGradScratch(arena, this.weights.layers[0], dims);
+      let dx = grad;
+      for (let l = L - 1; l >= 0; l--) {
+        // The cache still holds the last layer's forward; earlier layers are recomputed.
+        if (l !== L - 1) decoderLayerForward(k, acts[l + 1], layerCache, this.weights.layers[l], acts[l], ctx, null, C);
+        dx.fill(0);
+        decoderLayerBackward(k, dx, dy, layerCache, this.weights.layers[l], ctx, C, scratch);
+        [dx, dy] = [dy, dx];
+      }
+      return result;
+    } finally {
+      arena.release();
+    }
+  }
+
+  // ---- lifetime -------------------------------------------------------------------------------
+
+  /** Free the weights and scratch held in kernel memory. Idempotent. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.dropWorkspace();
+    for (const buf of this.ownedBuffers) this.kernels.free(buf);
+    this.ownedBuffers.length = 0;
+  }
+
+  // ---- helpers --------------------------------------------------------------------------------
+
+  private checkAlive(): void {
+    if (this.disposed) throw new Error('LlamaModel: used after dispose()');
+  }
+
+  private checkIds(ids: Int32Array, B: number, T: number): void {
+    if (!Number.isInteger(B) || !Number.isInteger(T) || B < 1 || T < 1) throw new ShapeError('batch and length must be positive integers', { field: 'B, T', got: `${B}, ${T}` });
+    if (ids.length !== B * T) throw new ShapeError('ids must hold B·T token ids', { field: 'ids', expected: String(B * T), got: String(ids.length) });
+    const V = this.config.vocabSize;
+    for (let i = 0; i < ids.length; i++) {
+      if (!(ids[i] >= 0 && ids[i] < V)) throw new ShapeError('token id outside the vocabulary', { field: `ids[${i}]`, expected: `0 <= id < ${V}`, got: String(ids[i]) });
+    }
+  }
+
+  /** RoPE tables covering every position in use, grown on demand up to the model context. */
+  private ropeFor(positions: Int32Array, N: number): RopeTables {
+    let maxPos = 0;
+    for (let i = 0; i < N; i++) if (positions[i] > maxPos) maxPos = positions[i];
+    const context = this.config.maxPositionEmbeddings;
+    if (maxPos >= context) {
+      throw new ShapeError('sequence is longer than the model context', { field: 'positions', expected: `positions < ${context} (max_position_embeddings)`, got: `position ${maxPos}`, hint: 'shorten the prompt or the evaluation window' });
+    }
+    if (this.rope === null || this.rope.maxPos <= maxPos) {
+      let size = 256;
+      while (size <= maxPos) size *= 2;
+      this.rope = buildRopeTables(this.config.rope, this.config.headDim, Math.min(size, context));
+    }
+    return this.rope;
+  }
+
+  private resolveKeyStart(mask: Uint8Array | Int32Array | undefined, B: number, Tk: number, cache: KvCache | null): Int32Array | null {
+    if (mask === undefined) return cache === null ? null : cache.keyStart;
+    if (mask.length !== B * Tk) throw new ShapeError('attention mask must be [B, startPos + T]', { field: 'attentionMask', expected: `${B * Tk} values`, got: String(mask.length) });
+    const keyStart = new Int32Array(B);
+    for (let b = 0; b < B; b++) {
+      let j = 0;
+      while (j < Tk && mask[b * Tk + j] === 0) j++;
+      keyStart[b] = j;
+      for (; j < Tk; j++) {
+        if (mask[b * Tk + j] === 0) throw new UnsupportedError('only left padding is supported in attention masks', { field: `attentionMask[${b}]`, expected: '0…0 1…1', got: `a 0 at column ${j} after a 1` });
+      }
+    }
+    if (cache !== null) cache.keyStart = keyStart;
+    return keyStart;
+  }
+
+  private workspaceFor(N: number): ForwardWorkspace {
+    const rank = maxLoraRank(this.byName.values());
+    const ws = this.workspace;
+    if (ws !== null && ws.N >= N && ws.loraRank >= rank) return ws;
+    this.dropWorkspace();
+    const C = this.config.hiddenSize;
+    const cap = Math.max(N, ws === null ? 0 : ws.N);
+    const arena = new Arena(this.kernels);
+    // One row of B·T rows per "sequence" so the attention sub-views index by T; B = 1 here is
+    // only a sizing choice: attention caches index rows as b·T + t within the N-row buffers.
+    const layer = createDecoderLayerCache(arena, this.weights.layers[0], { B: 1, T: cap, C, loraRank: Math.max(rank, 1), keepProbs: false });
+    this.workspace = { arena, N: cap, loraRank: rank, x: arena.f32(cap * C), y: arena.f32(cap * C), layer };
+    return this.workspace;
+  }
+
+  private dropWorkspace(): void {
+    this.workspace?.arena.release();
+    this.workspace = null;
+  }
+}
+
+/** positions[b·T + t] = startPos + t − keyStart[b], clamped at 0 (padding rows get 0). */
+function defaultPositions(B: number, T: number, startPos: number, keyStart: Int32Array | null): Int32Array {
+  const positions = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    const ks = keyStart === null ? 0 : keyStart[b];
+    for (let t = 0; t < T; t++) positions[b * T + t] = Math.max(0, startPos + t - ks);
+  }
+  return positions;
+}
