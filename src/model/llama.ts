@@ -47,6 +47,8 @@ export interface LlamaDims {
   readonly rope: RopeParams;
   readonly maxPositionEmbeddings: number;
   readonly tieWordEmbeddings: boolean;
+  /** Mistral-style attention window; sequences longer than it are refused (no windowed kernel). */
+  readonly slidingWindow?: number | null;
 }
 
 /** Architectures this implementation runs (config `model_type` / GGUF `general.architecture`). */
@@ -167,6 +169,7 @@ export class LlamaModel<C extends LlamaDims = LlamaDims, Tok extends ModelTokeni
     } else if (startPos !== 0) {
       throw new ShapeError('startPos > 0 needs a KV cache', { field: 'startPos', expected: '0', got: String(startPos) });
     }
+    this.checkWindow(startPos + T);
     const keyStart = this.resolveKeyStart(opts.attentionMask, B, startPos + T, cache);
     const positions = opts.positions ?? defaultPositions(B, T, startPos, keyStart);
     const ctx: SequenceContext = { B, T, positions, rope: this.ropeFor(positions, N), startPos, keyStart };
@@ -228,6 +231,7 @@ export class LlamaModel<C extends LlamaDims = LlamaDims, Tok extends ModelTokeni
     const L = cfg.numLayers;
     this.checkIds(ids, B, T);
     if (labels !== undefined && labels.length !== N) throw new ShapeError('labels must have B·T entries', { field: 'labels', expected: String(N), got: String(labels.length) });
+    this.checkWindow(T);
     const targets = shiftLabels(labels ?? ids, B, T);
     const positions = defaultPositions(B, T, 0, null);
     const ctx: SequenceContext = { B, T, positions, rope: this.ropeFor(positions, N), startPos: 0, keyStart: null };
@@ -294,6 +298,14 @@ export class LlamaModel<C extends LlamaDims = LlamaDims, Tok extends ModelTokeni
     const V = this.config.vocabSize;
     for (let i = 0; i < ids.length; i++) {
       if (!(ids[i] >= 0 && ids[i] < V)) throw new ShapeError('token id outside the vocabulary', { field: `ids[${i}]`, expected: `0 <= id < ${V}`, got: String(ids[i]) });
+    }
+  }
+
+  /** Sliding-window attention only differs from full attention beyond the window: refuse that. */
+  private checkWindow(keys: number): void {
+    const w = this.config.slidingWindow;
+    if (w !== undefined && w !== null && keys > w) {
+      throw new UnsupportedError('sequences longer than the sliding attention window are not supported', { field: 'sliding_window', expected: `at most ${w} tokens`, got: String(keys) });
     }
   }
 

@@ -1,0 +1,188 @@
+// Building a LlamaModel from a stream of named checkpoint tensors: the expected tensor set of a
+// config (FORMATS.md §5.2), shape checks, per-tensor quantization while streaming (one tensor is
+// read, converted and released before the next: peak memory ≈ the built model + the largest
+// tensor), and the checks that the file holds exactly what the config implies.
+// Not here: opening files (load.ts chooses HF folder / bnb folder / GGUF); the quantization
+// arithmetic (quant/); the forward pass (llama.ts).
+import { ShapeError } from '../errors.js';
+import type { ModelConfig } from '../formats/hf-config.js';
+import { f32ToBf16Bits, f32ToF16Bits, bf16BitsToF32, f16BitsToF32 } from '../formats/dtype.js';
+import type { Kernels } from '../kernels/kernels.js';
+import { planModuleQuantization, type QuantizationConfig } from '../quant/config.js';
+import { quantizeInt8PerRow } from '../quant/int8.js';
+import { quantizeTensor } from '../quant/quantized-tensor.js';
+import type { Quant4Weight } from '../quant/types.js';
+import type { AttentionWeights } from '../nn/attention.js';
+import type { DecoderLayerWeights } from '../nn/decoder-layer.js';
+import type { Linear, LinearWeight } from '../nn/linear.js';
+import type { MlpWeights } from '../nn/mlp.js';
+import type { RmsNorm } from '../nn/rmsnorm.js';
+import { LlamaModel, type LlamaWeights, type ModelTokenizer } from './llama.js';
+
+/** Where the tensors come from, HF-named (a GGUF source maps names and un-permutes Q/K first). */
+export interface WeightSource {
+  /** File or folder, for error messages. */
+  readonly file: string;
+  /** HF tensor names present (for a prequantized source: the plain tensors only). */
+  names(): readonly string[];
+  shape(name: string): readonly number[];
+  /** The tensor converted to f32 (a fresh array the builder may keep or drop). */
+  readF32(name: string): Float32Array;
+  /** Linear weights stored already 4-bit (bnb-4bit folders), by weight name; used as-is. */
+  readonly prequantized?: ReadonlyMap<string, () => Quant4Weight>;
+}
+
+/** Buffers that buildLlamaModel hands to the model's dispose(). */
+export interface BuildOptions {
+  readonly kernels: Kernels;
+  /** 'none' keeps every weight in f32. */
+  readonly quant: QuantizationConfig | 'none';
+  readonly onProgress?: (done: number, total: number, name: string) => void;
+}
+
+/** Tensors some checkpoints carry that the model recomputes; skipped silently. */
+const IGNORED_TENSOR = /\.rotary_emb\.inv_freq$/;
+
+interface ExpectedTensor {
+  readonly name: string;
+  readonly shape: readonly number[];
+}
+
+/** Every tensor a config implies, in checkpoint order, with its torch shape. */
+export function expectedTensors(cfg: ModelConfig): ExpectedTensor[] {
+  const C = cfg.hiddenSize;
+  const F = cfg.intermediateSize;
+  const qd = cfg.numHeads * cfg.headDim;
+  const kd = cfg.numKvHeads * cfg.headDim;
+  const out: ExpectedTensor[] = [{ name: 'model.embed_tokens.weight', shape: [cfg.vocabSize, C] }];
+  for (let i = 0; i < cfg.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    out.push({ name: `${p}.input_layernorm.weight`, shape: [C] });
+    const proj = (name: string, rows: number, cols: number, bias: boolean): void => {
+      out.push({ name: `${p}.${name}.weight`, shape: [rows, cols] });
+      if (bias) out.push({ name: `${p}.${name}.bias`, shape: [rows] });
+    };
+    proj('self_attn.q_proj', qd, C, cfg.attentionBias);
+    proj('self_attn.k_proj', kd, C, cfg.attentionBias);
+    proj('self_attn.v_proj', kd, C, cfg.attentionBias);
+    proj('self_attn.o_proj', C, qd, cfg.outputProjBias);
+    out.push({ name: `${p}.post_attention_layernorm.weight`, shape: [C] });
+    proj('mlp.gate_proj', F, C, cfg.mlpBias);
+    proj('mlp.up_proj', F, C, cfg.mlpBias);
+    proj('mlp.down_proj', C, F, cfg.mlpBias);
+  }
+  out.push({ name: 'model.norm.weight', shape: [C] });
+  if (!cfg.tieWordEmbeddings) out.push({ name: 'lm_head.weight', shape: [cfg.vocabSize, C] });
+  return out;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** Round f32 values through f16 / bf16 (a `keep` plan with a narrower dtype). */
+function roundThrough(x: Float32Array, dtype: 'f16' | 'bf16'): Float32Array {
+  for (let i = 0; i < x.length; i++) x[i] = dtype === 'f16' ? f16BitsToF32(f32ToF16Bits(x[i])) : bf16BitsToF32(f32ToBf16Bits(x[i]));
+  return x;
+}
+
+export function buildLlamaModel<Tok extends ModelTokenizer>(source: WeightSource, cfg: ModelConfig, tokenizer: Tok | null, opts: BuildOptions): LlamaModel<ModelConfig, Tok> {
+  const k = opts.kernels;
+  const expected = expectedTensors(cfg);
+  const expectedNames = new Set(expected.map((e) => e.name));
+  const prequantized = source.prequantized ?? new Map<string, () => Quant4Weight>();
+  const present = new Set(source.names());
+  // Extra tensors are refused before any data is read (llama.cpp's loader does the same).
+  for (const name of present) {
+    if (expectedNames.has(name) || IGNORED_TENSOR.test(name)) continue;
+    if (name === 'lm_head.weight' && cfg.tieWordEmbeddings) continue; // tied: the embedding serves
+    throw new ShapeError('unexpected tensor in the checkpoint', {
+      file: source.file, field: name, expected: `only the tensors of a ${cfg.architecture} model with this config`,
+      hint: 'the config and the weights may belong to different models',
+    });
+  }
+  for (const e of expected) {
+    if (!present.has(e.name) && !prequantized.has(e.name)) {
+      throw new ShapeError('tensor missing from the checkpoint', { file: source.file, field: e.name, expected: `shape [${e.shape.join(', ')}]`, got: 'absent' });
+    }
+    if (present.has(e.name) && !sameShape(source.shape(e.name), e.shape)) {
+      throw new ShapeError('tensor has the wrong shape', { file: source.file, field: e.name, expected: `[${e.shape.join(', ')}]`, got: `[${source.shape(e.name).join(', ')}]` });
+    }
+  }
+
+  const owned: Float32Array[] = [];
+  const toKernel = (x: Float32Array): Float32Array => {
+    const buf = k.allocF32(x.length);
+    buf.set(x);
+    owned.push(buf);
+    return buf;
+  };
+  let done = 0;
+  const progress = (name: string): void => opts.onProgress?.(++done, expected.length, name);
+
+  try {
+    const readPlain = (name: string): Float32Array => {
+      const x = toKernel(source.readF32(name));
+      progress(name);
+      return x;
+    };
+    const readOptional = (name: string): Float32Array | null => (expectedNames.has(name) ? readPlain(name) : null);
+    const linearWeight = (name: string, shape: readonly number[]): LinearWeight => {
+      const pre = prequantized.get(name);
+      if (pre !== undefined) {
+        const q = pre();
+        if (q.rows !== shape[0] || q.cols !== shape[1]) {
+          throw new ShapeError('quantized tensor has the wrong shape', { file: source.file, field: name, expected: `[${shape.join(', ')}]`, got: `[${q.rows}, ${q.cols}]` });
+        }
+        progress(name);
+        return { kind: 'q4', q };
+      }
+      if (opts.quant === 'none') return { kind: 'f32', data: readPlain(name) };
+      const plan = planModuleQuantization(opts.quant, name, shape);
+      const x = source.readF32(name);
+      let w: LinearWeight;
+      if (plan.action === 'quant4') {
+        w = { kind: 'q4', q: quantizeTensor(x, shape, plan.settings, { name, allowNonFinite: opts.quant.allowNonFinite }) };
+      } else if (plan.action === 'int8') {
+        // No int8 kernels yet: the int8-rounded values run through the f32 matmul (exact result,
+        // no memory saving).
+        w = { kind: 'f32', data: toKernel(quantizeInt8PerRow(x, shape, name).dequantize()) };
+      } else {
+        w = { kind: 'f32', data: toKernel(plan.dtype === 'f16' || plan.dtype === 'bf16' ? roundThrough(x, plan.dtype) : x) };
+      }
+      progress(name);
+      return w;
+    };
+    const linear = (module: string, inFeatures: number, outFeatures: number): Linear => ({
+      name: module, inFeatures, outFeatures, weight: linearWeight(`${module}.weight`, [outFeatures, inFeatures]), bias: readOptional(`${module}.bias`), lora: null,
+    });
+    const norm = (module: string): RmsNorm => ({ name: module, weight: readPlain(`${module}.weight`), eps: cfg.rmsNormEps });
+
+    const C = cfg.hiddenSize;
+    const F = cfg.intermediateSize;
+    const qd = cfg.numHeads * cfg.headDim;
+    const kd = cfg.numKvHeads * cfg.headDim;
+    const embed = readPlain('model.embed_tokens.weight');
+    const layers: DecoderLayerWeights[] = [];
+    for (let i = 0; i < cfg.numLayers; i++) {
+      const p = `model.layers.${i}`;
+      const inputNorm = norm(`${p}.input_layernorm`);
+      const attn: AttentionWeights = {
+        q: linear(`${p}.self_attn.q_proj`, C, qd), k: linear(`${p}.self_attn.k_proj`, C, kd), v: linear(`${p}.self_attn.v_proj`, C, kd),
+        o: linear(`${p}.self_attn.o_proj`, qd, C), H: cfg.numHeads, Hkv: cfg.numKvHeads, D: cfg.headDim,
+      };
+      const postNorm = norm(`${p}.post_attention_layernorm`);
+      const mlp: MlpWeights = { gate: linear(`${p}.mlp.gate_proj`, C, F), up: linear(`${p}.mlp.up_proj`, C, F), down: linear(`${p}.mlp.down_proj`, F, C), F };
+      layers.push({ index: i, inputNorm, attn, postNorm, mlp });
+    }
+    const finalNorm = norm('model.norm');
+    const lmHead: Linear = cfg.tieWordEmbeddings
+      ? { name: 'lm_head', inFeatures: C, outFeatures: cfg.vocabSize, weight: { kind: 'f32', data: embed }, bias: null, lora: null }
+      : linear('lm_head', C, cfg.vocabSize);
+    const weights: LlamaWeights = { embed, layers, norm: finalNorm, lmHead };
+    return new LlamaModel(k, cfg, weights, tokenizer, owned);
+  } catch (err) {
+    for (const buf of owned) k.free(buf);
+    throw err;
+  }
+}
