@@ -1,0 +1,100 @@
+// Finite-difference checks of the whole backward chain (loss → lm head → norms → every decoder
+// op → LoRA A/B of every projection) on tiny random models covering the architecture options:
+// Llama with all biases, untied lm head with LoRA, GQA 2:1, head_dim ≠ hidden/heads, llama3 RoPE
+// scaling; Qwen2 (qkv bias) with tied embeddings and GQA 4:1. Central differences on the f32
+// forward: the tolerance covers f32 rounding noise (≈1e-6 / h) and the O(h²) truncation.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { RefKernels } from '../../src/kernels/ref/index.js';
+import type { LlamaModel } from '../../src/model/llama.js';
+import { randomArray, rng, tinyModel } from '../model/tiny-model.js';
+
+const FD_STEP = 1e-2;
+/** |fd − analytic| <= FD_ABS + FD_REL · |analytic|, per checked element. */
+const FD_ABS = 2e-3;
+const FD_REL = 2e-2;
+const ELEMENTS_PER_TENSOR = 3;
+
+const CONFIGS: Record<string, Record<string, unknown>> = {
+  'llama: biases, untied head, GQA 2:1, head_dim 6 ≠ 12/4, llama3 rope': {
+    model_type: 'llama', vocab_size: 23, hidden_size: 12, intermediate_size: 14, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2,
+    head_dim: 6, attention_bias: true, mlp_bias: true, tie_word_embeddings: false,
+    rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 }, rope_theta: 500000,
+  },
+  'qwen2: qkv bias, tied embeddings, GQA 4:1': {
+    model_type: 'qwen2', vocab_size: 19, hidden_size: 16, intermediate_size: 10, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 1,
+    tie_word_embeddings: true,
+  },
+};
+
+function attachRandomLora(model: LlamaModel, seed: number): void {
+  const rand = rng(seed);
+  const r = 3;
+  for (const lin of [...model.linears()]) {
+    if (lin.name === 'lm_head' && model.config.tieWordEmbeddings) continue;
+    model.attachLora(lin.name, randomArray(r * lin.inFeatures, 0.4, rand), randomArray(lin.outFeatures * r, 0.4, rand), r, 1.5);
+  }
+}
+
+for (const [title, raw] of Object.entries(CONFIGS)) {
+  describe(`finite differences, ${title}`, () => {
+    it('d loss / d(LoRA A, B) of every projection match central differences', () => {
+      const kernels = new RefKernels();
+      const model = tinyModel(kernels, raw, 7);
+      attachRandomLora(model, 11);
+      const B = 2;
+      const T = 7;
+      const rand = rng(3);
+      const V = model.config.vocabSize;
+      const ids = Int32Array.from({ length: B * T }, () => Math.floor(((rand() + 1) / 2) * V));
+      const labels = Int32Array.from(ids);
+      labels[3] = -100; // a masked label must be skipped by both loss and gradient
+      for (const lin of model.linears()) {
+        lin.lora?.dA.fill(0);
+        lin.lora?.dB.fill(0);
+      }
+      model.forwardBackward(ids, B, T, labels);
+      let checked = 0;
+      for (const lin of model.linears()) {
+        const slot = lin.lora;
+        if (slot === null) continue;
+        for (const [which, param, grad] of [['A', slot.A, slot.dA], ['B', slot.B, slot.dB]] as const) {
+          for (let e = 0; e < ELEMENTS_PER_TENSOR; e++) {
+            const i = Math.floor(((rand() + 1) / 2) * param.length);
+            const keep = param[i];
+            param[i] = keep + FD_STEP;
+            const up = model.loss(ids, B, T, labels).loss;
+            param[i] = keep - FD_STEP;
+            const down = model.loss(ids, B, T, labels).loss;
+            param[i] = keep;
+            const fd = (up - down) / (2 * FD_STEP);
+            const an = grad[i];
+            assert.ok(Math.abs(fd - an) <= FD_ABS + FD_REL * Math.abs(an), `${lin.name}.lora_${which}[${i}]: fd ${fd} vs analytic ${an}`);
+            checked++;
+          }
+        }
+      }
+      assert.ok(checked >= 14 * 2 * ELEMENTS_PER_TENSOR);
+      model.dispose();
+    });
+
+    it('the KV-cache path equals the cache-free path (and with LoRA)', () => {
+      const kernels = new RefKernels();
+      const model = tinyModel(kernels, raw, 5);
+      attachRandomLora(model, 9);
+      const T = 9;
+      const rand = rng(1);
+      const V = model.config.vocabSize;
+      const ids = Int32Array.from({ length: T }, () => Math.floor(((rand() + 1) / 2) * V));
+      const full = model.forward(ids, 1, T, { logits: 'all' });
+      const cache = model.createKvCache(1, T);
+      model.forward(ids.subarray(0, 4), 1, 4, { cache, logits: 'last' });
+      for (let t = 4; t < T; t++) {
+        const last = model.forward(ids.subarray(t, t + 1), 1, 1, { cache, logits: 'last' });
+        for (let v = 0; v < V; v++) assert.ok(Math.abs(last[v] - full[t * V + v]) < 1e-5);
+      }
+      cache.dispose();
+      model.dispose();
+    });
+  });
+}
