@@ -1,0 +1,52 @@
+// The single dispatch point of the compute layer: createKernels picks the backend once, at
+// start-up, and everything above kernels/ receives the resulting Kernels object.
+//   'wasm' (default): AssemblyScript SIMD (relaxed SIMD when the runtime validates it) on a pool of
+//                     `threads` threads (default: os.availableParallelism()).
+//   'ref':            plain TypeScript, single thread: the oracle, for debugging (--kernels ref).
+// When the wasm backend cannot run here (no WebAssembly SIMD, module not built), the default falls
+// back to 'ref' and says why in `fallbackReason`; asking for 'wasm' explicitly throws instead.
+
+import { availableParallelism } from 'node:os';
+import { ConfigError, UnsupportedError } from '../errors.js';
+import type { KernelBackendName, Kernels } from './kernels.js';
+import { RefKernels } from './ref/index.js';
+import { WasmKernels } from './wasm/backend.js';
+import { loadKernelModule, type WasmVariant } from './wasm/module.js';
+
+export type { Kernels, KernelBackendName, AttentionDims } from './kernels.js';
+
+export interface CreateKernelsOptions {
+  /** Backend; default 'wasm' (falling back to 'ref' when WebAssembly SIMD is unavailable). */
+  readonly backend?: KernelBackendName;
+  /** Threads of the wasm backend, including the calling thread; default os.availableParallelism(). */
+  readonly threads?: number;
+  /** Wasm build: 'relaxed' (default; used only when the runtime validates it) or 'simd'. */
+  readonly wasmVariant?: WasmVariant;
+  /** Byte budget of 4-bit weights kept resident in wasm memory (default 2 GiB); more streams. */
+  readonly residentWeightBytes?: number;
+}
+
+export interface CreatedKernels extends Kernels {
+  /** Why the default wasm backend was not used, when it was not. */
+  readonly fallbackReason?: string;
+}
+
+export async function createKernels(opts: CreateKernelsOptions = {}): Promise<CreatedKernels> {
+  const backend = opts.backend ?? 'wasm';
+  if (backend !== 'wasm' && backend !== 'ref') {
+    throw new ConfigError('unknown kernel backend', { field: 'backend', expected: "'wasm' | 'ref'", got: String(backend) });
+  }
+  const threads = opts.threads ?? availableParallelism();
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new ConfigError('threads must be a positive integer', { field: 'threads', expected: 'integer >= 1', got: String(threads) });
+  }
+  if (backend === 'ref') return new RefKernels();
+  const mod = loadKernelModule(opts.wasmVariant ?? 'relaxed');
+  if (!('variant' in mod)) {
+    if (opts.backend === 'wasm') {
+      throw new UnsupportedError('the wasm kernel backend cannot run here', { got: mod.reason, hint: 'use the ref backend (--kernels ref)' });
+    }
+    return Object.assign(new RefKernels(), { fallbackReason: mod.reason });
+  }
+  return WasmKernels.create(mod, { threads, residentWeightBytes: opts.residentWeightBytes });
+}

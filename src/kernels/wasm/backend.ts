@@ -1,0 +1,331 @@
+// WasmKernels: the fast backend. AssemblyScript SIMD kernels (assembly/) run on a worker-thread
+// pool (pool.ts) over one shared WebAssembly.Memory (memory.ts); 4-bit weights are made resident
+// on first use (q4cache.ts). Arguments are checked with the same functions as the ref backend
+// (ref/check.ts), then the work is split by output rows or columns when it pays.
+// Kernels not yet ported to wasm run the reference implementation on the same buffers (correct,
+// single-threaded); they are marked "ref kernel" below.
+// Not here: module loading (module.ts), kernel arithmetic (assembly/), backend choice (../index.ts).
+
+import { ShapeError } from '../../errors.js';
+import { FP4_MIDPOINTS_SORTED, FP4_SORTED_INDEX_TO_CODE, NF4_MIDPOINTS } from '../../quant/codebooks.js';
+import type { Quant4Weight } from '../../quant/types.js';
+import type { AttentionDims, Kernels } from '../kernels.js';
+import { RefKernels } from '../ref/index.js';
+import { checkBuffers, checkQuant4, requireDims, requireLength } from '../ref/check.js';
+import { WasmHeap, Staging } from './memory.js';
+import type { KernelModule } from './module.js';
+import { ThreadPool } from './pool.js';
+import { wasmApi } from './wasm-api.js';
+import { Q4Cache } from './q4cache.js';
+
+/** Exports of assembly/index.ts the pool may call (worker function table, by index). */
+const KERNEL_NAMES = ['gemmF32', 'gemvF32', 'gemvQ4', 'q4DequantizeRows', 'quantizeBlockwise4'];
+
+/** B-operand kinds of gemmF32 (assembly/gemm.ts). */
+const enum BKind { F32T = 0, F32N = 1, Q4T = 2, Q4N = 3 }
+
+/** Flops one thread must get before a task is split (~100 us at ~40 GFLOPS; dispatch costs ~15 us). */
+const MIN_FLOPS_PER_THREAD = 4e6;
+/** Largest M that takes the GEMV path of matmulXWt / matmulXWtQ4 (decoding). */
+const GEMV_MAX_M = 2;
+/** Default byte budget of resident 4-bit weights (q4cache.ts); the rest of 4 GiB is for tensors. */
+export const DEFAULT_RESIDENT_WEIGHT_BYTES = 2 * 2 ** 30;
+
+export interface WasmKernelsOptions {
+  readonly threads: number;
+  readonly residentWeightBytes?: number;
+}
+
+/** A [m0, m1, n0, n1) share of an output. */
+type Share = [number, number, number, number];
+
+export class WasmKernels implements Kernels {
+  readonly name = 'wasm' as const;
+  readonly threads: number;
+  readonly variant: KernelModule['variant'];
+  private readonly heap: WasmHeap;
+  private readonly pool: ThreadPool;
+  private readonly q4: Q4Cache;
+  private readonly ref = new RefKernels();
+  private readonly allocated = new WeakSet<Float32Array>();
+  /** Per-thread GEMM scratch (packed panels + decoded row), thread t at scratch[t]. */
+  private readonly scratch: number[];
+  private readonly scratchFloats: number;
+  /** 80-byte quantizer tables (assembly/quant.ts) per type. */
+  private readonly quantTables: Record<'nf4' | 'fp4', number>;
+
+  private constructor(mod: KernelModule, heap: WasmHeap, pool: ThreadPool, opts: WasmKernelsOptions) {
+    this.variant = mod.variant;
+    this.heap = heap;
+    this.pool = pool;
+    this.threads = pool.threads;
+    this.q4 = new Q4Cache(heap, opts.residentWeightBytes ?? DEFAULT_RESIDENT_WEIGHT_BYTES);
+    const scratchBytes = pool.exports.gemmScratchBytes();
+    this.scratchFloats = 131072; // KC·NC of gemm.ts: the packed-panel area doubles as a GEMV row
+    this.scratch = Array.from({ length: this.threads }, () => heap.alloc(scratchBytes));
+    this.quantTables = { nf4: this.quantTable(NF4_MIDPOINTS, null), fp4: this.quantTable(FP4_MIDPOINTS_SORTED, FP4_SORTED_INDEX_TO_CODE) };
+  }
+
+  /** Builds the memory and the pool and warms every kernel in every thread. */
+  static async create(mod: KernelModule, opts: WasmKernelsOptions): Promise<WasmKernels> {
+    const memory = new wasmApi!.Memory({ initial: 64, maximum: 65536, shared: true });
+    const pool = await ThreadPool.create(mod.module, memory, KERNEL_NAMES, Math.max(1, Math.floor(opts.threads)));
+    const heap = new WasmHeap(memory, pool.exports.heapBase());
+    const k = new WasmKernels(mod, heap, pool, opts);
+    k.warmUp();
+    return k;
+  }
+
+  private quantTable(midpoints: Float32Array, codeMap: Uint8Array | null): number {
+    const off = this.heap.alloc(80);
+    this.heap.f32(off, 15).set(midpoints);
+    const map = this.heap.u8(off + 64, 16);
+    for (let i = 0; i < 16; i++) map[i] = codeMap === null ? i : codeMap[i];
+    return off;
+  }
+
+  // ---- memory -----------------------------------------------------------------------------------
+
+  allocF32(n: number): Float32Array {
+    requireDims('allocF32', { n });
+    const off = this.heap.alloc(n * 4);
+    const buf = this.heap.f32(off, n);
+    this.allocated.add(buf);
+    return buf;
+  }
+
+  free(buf: Float32Array): void {
+    if (!this.allocated.delete(buf)) {
+      throw new ShapeError('free: buffer was not allocated by this backend (or was already freed)', { expected: 'a buffer from allocF32', got: `Float32Array(${buf.length})` });
+    }
+    this.heap.free(buf.byteOffset);
+  }
+
+  async dispose(): Promise<void> {
+    await this.pool.dispose();
+  }
+
+  /** Bytes held by the allocator (tests watch it stay flat). */
+  get heapUsedBytes(): number {
+    return this.heap.usedBytes;
+  }
+
+  // ---- matmuls ----------------------------------------------------------------------------------
+
+  matmulXWt(y: Float32Array, x: Float32Array, w: Float32Array, M: number, K: number, N: number, accumulate: boolean): void {
+    checkBuffers('matmulXWt', { M, K, N }, [['y', y, M * N], ['x', x, M * K], ['w', w, N * K]]);
+    const s = new Staging(this.heap);
+    const py = s.out(y, M * N, accumulate);
+    const px = s.in(x, M * K);
+    const pw = s.in(w, N * K);
+    if (M <= GEMV_MAX_M && K <= this.scratchFloats) {
+      this.pool.run('gemvF32', this.rowsOf(N, M * N * K * 2).map(([n0, n1]) => [py, N, px, pw, M, K, n0, n1, +accumulate]));
+    } else {
+      this.gemm(py, N, px, K * 4, 4, BKind.F32T, pw, K, M, N, K, accumulate);
+    }
+    s.finish();
+  }
+
+  matmulDyW(dx: Float32Array, dy: Float32Array, w: Float32Array, M: number, N: number, K: number, accumulate: boolean): void {
+    checkBuffers('matmulDyW', { M, K, N }, [['dx', dx, M * K], ['dy', dy, M * N], ['w', w, N * K]]);
+    const s = new Staging(this.heap);
+    const pdx = s.out(dx, M * K, accumulate);
+    const pdy = s.in(dy, M * N);
+    const pw = s.in(w, N * K);
+    this.gemm(pdx, K, pdy, N * 4, 4, BKind.F32N, pw, K, M, K, N, accumulate);
+    s.finish();
+  }
+
+  matmulDytX(dw: Float32Array, dy: Float32Array, x: Float32Array, M: number, N: number, K: number, accumulate: boolean): void {
+    checkBuffers('matmulDytX', { M, K, N }, [['dw', dw, N * K], ['dy', dy, M * N], ['x', x, M * K]]);
+    const s = new Staging(this.heap);
+    const pdw = s.out(dw, N * K, accumulate);
+    const pdy = s.in(dy, M * N);
+    const px = s.in(x, M * K);
+    // dw[n, k] = Σ_m dy[m, n]·x[m, k]: A(i=n, k=m) = dy[m·N + n].
+    this.gemm(pdw, K, pdy, 4, N * 4, BKind.F32N, px, K, N, K, M, accumulate);
+    s.finish();
+  }
+
+  matmulXWtQ4(y: Float32Array, x: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void {
+    checkQuant4('matmulXWtQ4', w);
+    const N = w.rows;
+    const K = w.cols;
+    checkBuffers('matmulXWtQ4', { M }, [['y', y, M * N], ['x', x, M * K]]);
+    const d = this.q4.descriptor(w, 'matmulXWtQ4');
+    const s = new Staging(this.heap);
+    const py = s.out(y, M * N, accumulate);
+    const px = s.in(x, M * K);
+    if (M <= GEMV_MAX_M && K <= this.scratchFloats) {
+      this.pool.run('gemvQ4', this.rowsOf(N, M * N * K * 2).map(([n0, n1], t) => [py, N, px, d, M, n0, n1, +accumulate, this.scratch[t]]));
+    } else {
+      this.gemm(py, N, px, K * 4, 4, BKind.Q4T, d, 0, M, N, K, accumulate);
+    }
+    s.finish();
+  }
+
+  matmulDyWQ4(dx: Float32Array, dy: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void {
+    checkQuant4('matmulDyWQ4', w);
+    const N = w.rows;
+    const K = w.cols;
+    checkBuffers('matmulDyWQ4', { M }, [['dx', dx, M * K], ['dy', dy, M * N]]);
+    const d = this.q4.descriptor(w, 'matmulDyWQ4');
+    const s = new Staging(this.heap);
+    const pdx = s.out(dx, M * K, accumulate);
+    const pdy = s.in(dy, M * N);
+    this.gemm(pdx, K, pdy, N * 4, 4, BKind.Q4N, d, 0, M, K, N, accumulate);
+    s.finish();
+  }
+
+  dequantizeQ4Rows(out: Float32Array, w: Quant4Weight, r0: number, r1: number): void {
+    checkQuant4('dequantizeQ4Rows', w);
+    requireDims('dequantizeQ4Rows', { r0, r1 });
+    if (r0 > r1 || r1 > w.rows) {
+      throw new ShapeError('dequantizeQ4Rows: row range out of bounds', { field: 'r0,r1', expected: `0 <= r0 <= r1 <= ${w.rows}`, got: `${r0},${r1}` });
+    }
+    const n = (r1 - r0) * w.cols;
+    requireLength('dequantizeQ4Rows', 'out', out, n);
+    const d = this.q4.descriptor(w, 'dequantizeQ4Rows');
+    const s = new Staging(this.heap);
+    const po = s.out(out, n, false);
+    const parts = this.rowsOf(r1 - r0, n * 4);
+    this.pool.run('q4DequantizeRows', parts.map(([a, b]) => [d, r0 + a, r0 + b, po + a * w.cols * 4]));
+    s.finish();
+  }
+
+  quantizeBlockwise4(packed: Uint8Array, absmax: Float32Array, x: Float32Array, n: number, blockSize: number, type: 'nf4' | 'fp4'): void {
+    requireDims('quantizeBlockwise4', { n, blockSize });
+    if (blockSize === 0) throw new ShapeError('quantizeBlockwise4: blockSize must be positive', { field: 'blockSize', expected: '> 0', got: '0' });
+    requireLength('quantizeBlockwise4', 'x', x, n);
+    requireLength('quantizeBlockwise4', 'packed', packed, Math.ceil(n / 2));
+    const nBlocks = Math.ceil(n / blockSize);
+    requireLength('quantizeBlockwise4', 'absmax', absmax, nBlocks);
+    if (type !== 'nf4' && type !== 'fp4') throw new ShapeError('quantizeBlockwise4: unknown 4-bit type', { field: 'type', expected: "'nf4' | 'fp4'", got: String(type) });
+    const s = new Staging(this.heap);
+    const pp = s.out(packed, Math.ceil(n / 2), false);
+    const pa = s.out(absmax, nBlocks, false);
+    const px = s.in(x, n);
+    // Split on block boundaries that are also byte boundaries (even element index).
+    const unit = blockSize % 2 === 0 ? 1 : 2;
+    const parts = this.rowsOf(Math.ceil(nBlocks / unit), n * 20).map(([b0, b1]) => {
+      const e0 = Math.min(n, b0 * unit * blockSize);
+      const e1 = Math.min(n, b1 * unit * blockSize);
+      return [pp + e0 / 2, pa + b0 * unit * 4, px + e0 * 4, e1 - e0, blockSize, type === 'nf4' ? 7 : 0, this.quantTables[type]];
+    });
+    this.pool.run('quantizeBlockwise4', parts);
+    s.finish();
+  }
+
+  // ---- splitting --------------------------------------------------------------------------------
+
+  /** Splits [0, n) into contiguous shares for as many threads as `flops` of work pays for. */
+  private rowsOf(n: number, flops: number, unit = 1): [number, number][] {
+    const units = Math.ceil(n / unit);
+    const parts = Math.max(1, Math.min(this.threads, units, Math.floor(flops / MIN_FLOPS_PER_THREAD)));
+    const out: [number, number][] = [];
+    for (let p = 0; p < parts; p++) {
+      const a = Math.min(n, Math.round((units * p) / parts) * unit);
+      const b = Math.min(n, Math.round((units * (p + 1)) / parts) * unit);
+      out.push([a, b]);
+    }
+    return out;
+  }
+
+  /** C[rows, cols] (+)= A·B over `inner`, split by columns (8-wide panels) or rows (4-row tiles). */
+  private gemm(c: number, ldc: number, a: number, aRow: number, aK: number, bKind: BKind, b: number, ldb: number, rows: number, cols: number, inner: number, accumulate: boolean): void {
+    const flops = 2 * rows * cols * Math.max(inner, 1);
+    const byCols = Math.ceil(cols / 8) >= Math.ceil(rows / 4) || Math.ceil(cols / 8) >= 4 * this.threads;
+    const shares: Share[] = byCols
+      ? this.rowsOf(cols, flops, 8).map(([n0, n1]): Share => [0, rows, n0, n1])
+      : this.rowsOf(rows, flops, 4).map(([m0, m1]): Share => [m0, m1, 0, cols]);
+    this.pool.run('gemmF32', shares.map(([m0, m1, n0, n1], t) => [c, ldc, a, aRow, aK, bKind, b, ldb, m0, m1, n0, n1, inner, +accumulate, this.scratch[t]]));
+  }
+
+  // ---- warm-up ----------------------------------------------------------------------------------
+
+  /**
+   * Runs every pooled kernel in every thread until V8 has tiered it up (its baseline tier is 3-4x
+   * slower), on small private buffers per thread.
+   */
+  private warmUp(): void {
+    const T = this.threads;
+    const M = 16, K = 96, N = 40;
+    const bufs = Array.from({ length: T }, () => ({
+      c: this.heap.alloc(M * N * 4), a: this.heap.alloc(M * K * 4), b: this.heap.alloc(N * K * 4),
+      x: this.heap.alloc(4096 * 4), p: this.heap.alloc(2048), am: this.heap.alloc(64 * 4),
+    }));
+    for (const u of bufs) {
+      const a = this.heap.f32(u.a, M * K);
+      const b = this.heap.f32(u.b, N * K);
+      for (let i = 0; i < a.length; i++) a[i] = Math.sin(i);
+      for (let i = 0; i < b.length; i++) b[i] = Math.cos(i);
+    }
+    const codebook = new Float32Array(16).map((_, i) => (i - 7) / 8);
+    const w: Quant4Weight = {
+      quantType: 'nf4', rows: N, cols: K, packed: new Uint8Array((N * K) / 2).map((_, i) => i * 37), codebook,
+      blockSize: 32, blocksPerRow: 0, absmax: new Float32Array((N * K) / 32).fill(1), dq: null, zeros: null,
+    };
+    const d = this.q4.descriptor(w, 'warmUp');
+    const all = (f: (u: (typeof bufs)[number], t: number) => number[]): number[][] => bufs.map(f);
+    for (let rep = 0; rep < 40; rep++) {
+      for (const kind of [BKind.F32T, BKind.F32N, BKind.Q4T, BKind.Q4N]) {
+        const bp = kind === BKind.Q4T || kind === BKind.Q4N ? d : 0;
+        this.pool.run('gemmF32', all((u, t) => [u.c, N, u.a, K * 4, 4, kind, bp || u.b, K, 0, M, 0, N, kind === BKind.Q4N ? N : K, rep & 1, this.scratch[t]]));
+      }
+      this.pool.run('gemvF32', all((u) => [u.c, N, u.a, u.b, 1, K, 0, N, 0]));
+      this.pool.run('gemvQ4', all((u, t) => [u.c, N, u.a, d, 1, 0, N, 0, this.scratch[t]]));
+      this.pool.run('q4DequantizeRows', all((u) => [d, 0, 8, u.x]));
+      this.pool.run('quantizeBlockwise4', all((u) => [u.p, u.am, u.x, 4000, 64, 7, this.quantTables.nf4]));
+    }
+    this.q4.forget(w);
+    for (const u of bufs) for (const off of Object.values(u).reverse()) this.heap.free(off);
+  }
+
+  // ---- ref kernels (same buffers, single thread) -------------------------------------------------
+
+  rmsnormForward(out: Float32Array, rstd: Float32Array, x: Float32Array, weight: Float32Array, T: number, C: number, eps: number): void {
+    this.ref.rmsnormForward(out, rstd, x, weight, T, C, eps);
+  }
+  rmsnormBackward(dx: Float32Array, dweight: Float32Array | null, dout: Float32Array, x: Float32Array, weight: Float32Array, rstd: Float32Array, T: number, C: number): void {
+    this.ref.rmsnormBackward(dx, dweight, dout, x, weight, rstd, T, C);
+  }
+  rope(x: Float32Array, positions: Int32Array, cos: Float32Array, sin: Float32Array, T: number, nHeads: number, D: number, inverse: boolean, stride?: number): void {
+    this.ref.rope(x, positions, cos, sin, T, nHeads, D, inverse, stride);
+  }
+  siluMulForward(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
+    this.ref.siluMulForward(out, gate, up, n);
+  }
+  siluMulBackward(dgate: Float32Array, dup: Float32Array, dout: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
+    this.ref.siluMulBackward(dgate, dup, dout, gate, up, n);
+  }
+  softmaxRows(x: Float32Array, rows: number, cols: number): void {
+    this.ref.softmaxRows(x, rows, cols);
+  }
+  attentionForward(out: Float32Array, probs: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, dims: AttentionDims): void {
+    this.ref.attentionForward(out, probs, q, k, v, dims);
+  }
+  attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, dims: AttentionDims): void {
+    this.ref.attentionBackward(dq, dk, dv, dout, probs, q, k, v, dims);
+  }
+  embeddingForward(out: Float32Array, table: Float32Array, ids: Int32Array, T: number, C: number): void {
+    this.ref.embeddingForward(out, table, ids, T, C);
+  }
+  embeddingBackward(dtable: Float32Array, dout: Float32Array, ids: Int32Array, T: number, C: number): void {
+    this.ref.embeddingBackward(dtable, dout, ids, T, C);
+  }
+  crossEntropyForward(losses: Float32Array, logits: Float32Array, targets: Int32Array, T: number, V: number, ignoreIndex: number): { sum: number; count: number } {
+    return this.ref.crossEntropyForward(losses, logits, targets, T, V, ignoreIndex);
+  }
+  crossEntropyBackward(dlogits: Float32Array, logits: Float32Array, targets: Int32Array, T: number, V: number, ignoreIndex: number, scale: number): void {
+    this.ref.crossEntropyBackward(dlogits, logits, targets, T, V, ignoreIndex, scale);
+  }
+  sumSquares(x: Float32Array, n: number): number {
+    return this.ref.sumSquares(x, n);
+  }
+  scale(x: Float32Array, n: number, s: number): void {
+    this.ref.scale(x, n, s);
+  }
+  adamwStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, t: number): void {
+    this.ref.adamwStep(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, t);
+  }
+}
