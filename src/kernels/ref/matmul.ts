@@ -1,14 +1,15 @@
 // Reference matmuls: the three f32 layouts training needs (Linear forward, backward to the input,
 // backward to the weight) and the two with a 4-bit weight. Plain loops accumulating in f64 (JS
 // numbers), rounded to f32 once on store: the oracle the wasm GEMMs are measured against.
-// Not fast (~1-3 GFLOPS); the 4-bit paths decode one weight row at a time into a scratch row.
+// Not fast (~1-3 GFLOPS); the 4-bit paths decode one weight row at a time into a scratch row with
+// the quant layer's reference decoder (src/quant/blockwise.ts), so the decode logic exists once.
 //
 //   matmulXWt   y[M,N]  (+)= x[M,K] · w[N,K]ᵀ        forward of y = x Wᵀ
 //   matmulDyW   dx[M,K] (+)= dy[M,N] · w[N,K]        its backward to x
 //   matmulDytX  dw[N,K] (+)= dy[M,N]ᵀ · x[M,K]       its backward to W
 
 import type { Quant4Weight } from '../../quant/types.js';
-import { dequantizeQ4Row } from './q4.js';
+import { dequantizeRangeRef } from '../../quant/blockwise.js';
 
 /** y[M,N] (+)= x[M,K] · w[N,K]ᵀ. */
 export function matmulXWtRef(y: Float32Array, x: Float32Array, w: Float32Array, M: number, K: number, N: number, accumulate: boolean): void {
@@ -57,7 +58,7 @@ export function matmulXWtQ4Ref(y: Float32Array, x: Float32Array, w: Quant4Weight
   const K = w.cols;
   const row = new Float32Array(K);
   for (let n = 0; n < N; n++) {
-    dequantizeQ4Row(row, w, n);
+    dequantizeRangeRef(row, w, n * K, (n + 1) * K);
     for (let m = 0; m < M; m++) {
       const xo = m * K;
       let s = 0;
@@ -74,7 +75,7 @@ export function matmulDyWQ4Ref(dx: Float32Array, dy: Float32Array, w: Quant4Weig
   const row = new Float32Array(K);
   const acc = new Float64Array(M * K);
   for (let n = 0; n < N; n++) {
-    dequantizeQ4Row(row, w, n);
+    dequantizeRangeRef(row, w, n * K, (n + 1) * K);
     for (let m = 0; m < M; m++) {
       const g = dy[m * N + n];
       const ao = m * K;
@@ -82,11 +83,6 @@ export function matmulDyWQ4Ref(dx: Float32Array, dy: Float32Array, w: Quant4Weig
     }
   }
   storeRow(dx, 0, acc, M * K, accumulate);
-}
-
-/** out[(r1-r0)·cols] = dequantized rows r0..r1-1. */
-export function dequantizeQ4RowsRef(out: Float32Array, w: Quant4Weight, r0: number, r1: number): void {
-  for (let r = r0; r < r1; r++) dequantizeQ4Row(out.subarray((r - r0) * w.cols, (r - r0 + 1) * w.cols), w, r);
 }
 
 function storeRow(dst: Float32Array, offset: number, acc: Float64Array, n: number, accumulate: boolean): void {
