@@ -6,14 +6,18 @@
 //       then quantized to the configured type
 // Not here: the file formats themselves (formats/), the quantization arithmetic (quant/).
 import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { IoError } from '../errors.js';
-import { loadModelConfig, type ModelConfig } from '../formats/hf-config.js';
-import { openCheckpoint, type TensorSource } from '../formats/safetensors.js';
+import { join, resolve } from 'node:path';
+import { IoError, ShapeError } from '../errors.js';
+import type { ModelConfig } from '../formats/hf-config.js';
+import { openHfFolder } from '../formats/hf-folder.js';
+import type { TensorSource } from '../formats/safetensors.js';
+import { TOKENIZER_JSON, type TextTokenizer } from '../formats/tokenizer.js';
 import type { Kernels } from '../kernels/kernels.js';
+import { bnbCompanionNames, listBnbWeights, readBnbWeight } from '../quant/bnb-checkpoint.js';
 import { resolveQuantizationConfig, type QuantizationConfig } from '../quant/config.js';
+import type { Quant4Weight } from '../quant/types.js';
 import { buildLlamaModel, type WeightSource } from './build.js';
-import type { LlamaModel, ModelTokenizer } from './llama.js';
+import type { LlamaModel } from './llama.js';
 
 export interface LoadModelOptions {
   readonly kernels: Kernels;
@@ -22,17 +26,39 @@ export interface LoadModelOptions {
   readonly onProgress?: (done: number, total: number, name: string) => void;
 }
 
-/** A safetensors checkpoint as a WeightSource (names, shapes, f32 data). */
+/**
+ * A safetensors checkpoint as a WeightSource. bitsandbytes-4bit weights (found by their
+ * quant_state tensors, FORMATS.md §4.4) are offered as prequantized and their companion tensors
+ * are hidden from the plain names.
+ */
 export function safetensorsWeightSource(src: TensorSource, file: string): WeightSource {
+  const prequantized = new Map<string, () => Quant4Weight>();
+  const hidden = new Set<string>();
+  for (const param of listBnbWeights(src)) {
+    const type = src.has(`${param}.quant_state.bitsandbytes__fp4`) ? 'fp4' : 'nf4';
+    for (const name of bnbCompanionNames(param, type, src.has(`${param}.nested_absmax`))) hidden.add(name);
+    prequantized.set(param, () => readBnbWeight(src, param, file));
+  }
   return {
     file,
-    names: () => src.names(),
+    names: () => src.names().filter((n) => !hidden.has(n)),
     shape: (name) => src.entry(name).shape,
     readF32: (name) => src.readF32(name),
+    prequantized,
   };
 }
 
-export async function loadModel(path: string, opts: LoadModelOptions): Promise<LlamaModel<ModelConfig, ModelTokenizer>> {
+/** The tokenizer must not produce ids the embedding table lacks (a larger table is fine). */
+export function checkTokenizerFits(tokenizer: TextTokenizer | null, cfg: ModelConfig, file: string): void {
+  if (tokenizer !== null && tokenizer.vocabSize > cfg.vocabSize) {
+    throw new ShapeError('the tokenizer has more tokens than the model vocabulary', {
+      file, field: 'vocab', expected: `at most vocab_size = ${cfg.vocabSize} tokens`, got: `${tokenizer.vocabSize} tokens`,
+      hint: 'the tokenizer and the weights may belong to different models',
+    });
+  }
+}
+
+export async function loadModel(path: string, opts: LoadModelOptions): Promise<LlamaModel<ModelConfig, TextTokenizer>> {
   const full = resolve(path);
   let isDir: boolean;
   try {
@@ -41,12 +67,13 @@ export async function loadModel(path: string, opts: LoadModelOptions): Promise<L
     throw new IoError('no such model file or folder', { file: full, cause, hint: 'give a Hugging Face model folder or a .gguf file' });
   }
   const quant = opts.quant ?? resolveQuantizationConfig();
-  if (!isDir) throw new IoError('not a model folder', { file: full, expected: 'a folder with config.json and safetensors weights' });
-  const cfg = loadModelConfig(full);
-  const src = openCheckpoint(full);
+  const build = { kernels: opts.kernels, quant, onProgress: opts.onProgress };
+  if (!isDir) throw new IoError('not a model folder', { file: full, expected: 'a folder with config.json and safetensors weights, or a .gguf file' });
+  const folder = openHfFolder(full);
   try {
-    return buildLlamaModel(safetensorsWeightSource(src, full), cfg, null, { kernels: opts.kernels, quant, onProgress: opts.onProgress });
+    checkTokenizerFits(folder.tokenizer, folder.config, join(full, TOKENIZER_JSON));
+    return buildLlamaModel(safetensorsWeightSource(folder.weights, full), folder.config, folder.tokenizer, build);
   } finally {
-    src.close();
+    folder.weights.close();
   }
 }

@@ -58,6 +58,26 @@ describe('stories260K with NF4 weights', () => {
     assert.equal(q4, 35);
   });
 
+  it('the bitsandbytes-4bit folder loads as stored and equals quantizing the f32 folder', async () => {
+    const bnb = await loadModel(fixture('bnb-models', 'stories260K-nf4-dq'), { kernels, quant: 'none' });
+    try {
+      for (const lin of bnb.linears()) {
+        const mine = nf4.linear(lin.name);
+        if (lin.weight.kind !== 'q4' || mine.weight.kind !== 'q4') {
+          assert.equal(lin.name, 'lm_head');
+          continue;
+        }
+        assert.deepEqual(lin.weight.q.packed, mine.weight.q.packed, lin.name);
+      }
+      const a = bnb.forward(batch, 2, 32, { logits: 'all' });
+      const b = nf4.forward(batch, 2, 32, { logits: 'all' });
+      assert.deepEqual(a, b);
+      assert.ok(bnb.tokenizer !== null);
+    } finally {
+      bnb.dispose();
+    }
+  });
+
   it(`perplexity grows by less than ×${NF4_PERPLEXITY_RATIO_BOUND}`, () => {
     const ratio = perplexity(nf4, batch) / perplexity(f32, batch);
     assert.ok(ratio < NF4_PERPLEXITY_RATIO_BOUND, `ratio ${ratio}`);
