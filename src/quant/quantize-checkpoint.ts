@@ -1,0 +1,258 @@
+// quantizeCheckpoint: a Hugging Face safetensors folder (f32/f16/bf16, single or sharded) ->
+// a bitsandbytes-4bit folder that transformers + bitsandbytes load (model.safetensors or shards,
+// config.json with `quantization_config`, tokenizer and generation files copied).
+// Streams tensor by tensor; the whole model is never in memory. Output is built in a hidden temp
+// folder beside --out and renamed into place at the end, so an interrupted run leaves nothing that
+// looks like a finished checkpoint.
+// Not here: argv and the progress bar (src/cli/quantize.ts), the arithmetic (quantized-tensor.ts).
+//
+// Why two passes: the safetensors writer must order data by dtype then name (the reference
+// layout, byte-identical with transformers' files), so every weight's small F32 statistics
+// (quant_map, nested_absmax, or plain absmax) are written before any U8 packed codes. Pass 1
+// quantizes each weight and keeps only its statistics (n/64 bytes with DQ) plus, within a memory
+// budget, the packed codes; pass 2 re-reads and re-quantizes the weights whose codes were not kept.
+
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ConfigError, FormatError, IoError, QloraError, UnsupportedError } from '../errors.js';
+import { DTYPE_BYTES, f32ToBf16Bits, f32ToF16Bits, type DType } from '../formats/dtype.js';
+import { openCheckpoint, writeSafetensors, writeShardedSafetensors, type TensorSource, type TensorToWrite } from '../formats/safetensors.js';
+import { bnbQuantizationConfig, bnbTensorsFor, type QuantStorage } from './bnb-checkpoint.js';
+import { compilePattern, DEFAULT_SKIP_MODULES, planModuleQuantization, resolveQuantizationConfig, type FloatKind, type ModulePlan, type QuantizationConfig } from './config.js';
+import { dumpPythonJson, JsonNumberText, parsePreservingNumbers, PyFloat, type PyJson } from './py-json.js';
+import type { TorchFloatDtype } from './quant-state.js';
+import { quantizeTensor, type QuantizedTensor } from './quantized-tensor.js';
+
+/** transformers' default max_shard_size ("5GB"). */
+export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
+/** Packed codes kept in memory between the passes (beyond this, pass 2 re-quantizes). */
+export const DEFAULT_PACKED_CACHE_BYTES = 256 * 1024 * 1024;
+/** Files besides weights and config.json copied from the source folder. */
+const COPIED_FILE = /^(tokenizer.*|special_tokens_map\.json|added_tokens\.json|generation_config\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(jinja|json)|.*\.model)$/;
+
+const TORCH_DTYPE_OF: Partial<Record<DType, TorchFloatDtype>> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
+const DTYPE_OF_KIND: Readonly<Record<FloatKind, DType>> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
+
+export interface QuantizeProgress {
+  readonly phase: 'quantize' | 'write';
+  readonly tensor: string;
+  /** Source bytes processed so far over both phases, of totalBytes. */
+  readonly doneBytes: number;
+  readonly totalBytes: number;
+}
+
+export interface QuantizeCheckpointOptions {
+  /** Default: resolveQuantizationConfig() (nf4, block 64, double quant). */
+  config?: QuantizationConfig;
+  /** Replace a non-empty output folder. */
+  force?: boolean;
+  quantStorage?: QuantStorage;
+  maxShardBytes?: number;
+  packedCacheBytes?: number;
+  onProgress?: (p: QuantizeProgress) => void;
+}
+
+export interface QuantizeCheckpointReport {
+  readonly outDir: string;
+  readonly files: string[];
+  /** Tensor data bytes of the source and of the written checkpoint (headers excluded). */
+  readonly sourceBytes: number;
+  readonly outputBytes: number;
+  readonly quantizedTensors: number;
+  readonly keptTensors: number;
+  readonly quantizedParams: number;
+  readonly totalParams: number;
+  /** 8 * Σ QuantizedTensor.sizeBytes() / quantized params (codes + scales, no shared tables). */
+  readonly bitsPerParameter: number;
+}
+
+/** Everything bnb files cannot hold is refused before any output is written. */
+function assertExportable(config: QuantizationConfig): void {
+  const bad = (what: string, field: string): never => {
+    throw new UnsupportedError(`${what} cannot be stored in a bitsandbytes 4-bit checkpoint`, {
+      field, hint: 'bnb-4bit files hold only blockwise symmetric NF4/FP4 or unquantized tensors',
+    });
+  };
+  if (config.strategy !== 'blockwise') bad('strategy perChannel', 'strategy');
+  if (config.zeroPoint) bad('the zero-point variant', 'zeroPoint');
+  config.overrides.forEach((ov, i) => {
+    if (ov.action.kind === 'int8') bad(`int8 override ${ov.pattern}`, `overrides[${i}]`);
+    if (ov.action.kind === 'quant4' && (ov.action.settings.strategy !== 'blockwise' || ov.action.settings.zeroPoint)) {
+      bad(`override ${ov.pattern} (perChannel/zeroPoint)`, `overrides[${i}]`);
+    }
+  });
+}
+
+function isNonEmptyDir(path: string): boolean {
+  return existsSync(path) && statSync(path).isDirectory() && readdirSync(path).length > 0;
+}
+
+function castF32(x: Float32Array, dtype: DType): Uint8Array {
+  if (dtype === 'F32') return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+  const out = new Uint16Array(x.length);
+  const cast = dtype === 'F16' ? f32ToF16Bits : f32ToBf16Bits;
+  for (let i = 0; i < x.length; i++) out[i] = cast(x[i]);
+  return new Uint8Array(out.buffer);
+}
+
+function sameBytes(a: ArrayBufferView | null, b: ArrayBufferView | null): boolean {
+  if (a === null || b === null) return a === b;
+  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+}
+
+/** Quantize the checkpoint in `modelDir` into a bnb-4bit folder `outDir`. */
+export function quantizeCheckpoint(modelDir: string, outDir: string, opts: QuantizeCheckpointOptions = {}): QuantizeCheckpointReport {
+  const config = opts.config ?? resolveQuantizationConfig();
+  assertExportable(config);
+  const srcDir = resolve(modelDir);
+  const out = resolve(outDir);
+  if (out === srcDir) throw new ConfigError('output folder is the model folder', { file: out, hint: 'choose another --out' });
+  if (existsSync(out) && !statSync(out).isDirectory()) throw new ConfigError('output exists and is not a folder', { file: out });
+  if (isNonEmptyDir(out) && opts.force !== true) {
+    throw new ConfigError('output folder is not empty', { file: out, hint: 'choose an empty or new folder, or pass --force to replace it' });
+  }
+  const configFile = join(srcDir, 'config.json');
+  if (!existsSync(configFile)) throw new FormatError('model folder has no config.json', { file: srcDir, expected: 'a Hugging Face model folder' });
+  const configJson = parsePreservingNumbers(readFileSync(configFile, 'utf8'), configFile);
+  if (typeof configJson !== 'object' || configJson === null || Array.isArray(configJson) || configJson instanceof JsonNumberText || configJson instanceof PyFloat) {
+    throw new FormatError('config.json is not an object', { file: configFile });
+  }
+  const cfg = configJson as { [key: string]: PyJson };
+  if (cfg.quantization_config !== undefined && cfg.quantization_config !== null) {
+    throw new UnsupportedError('the model is already quantized', { file: configFile, field: 'quantization_config', hint: 'quantize an f32/f16/bf16 checkpoint' });
+  }
+
+  const source = openCheckpoint(srcDir);
+  const temp = join(dirname(out), `.${basename(out)}.partial-${randomBytes(4).toString('hex')}`);
+  try {
+    const report = convert(source, srcDir, temp, out, cfg, config, opts);
+    // Swap into place: the old folder (empty, or replaced with --force) goes aside first.
+    const old = existsSync(out) ? join(dirname(out), `.${basename(out)}.old-${randomBytes(4).toString('hex')}`) : null;
+    try {
+      if (old !== null) renameSync(out, old);
+      renameSync(temp, out);
+    } catch (cause) {
+      throw new IoError('cannot move the finished checkpoint into place', { file: out, cause });
+    }
+    if (old !== null) rmSync(old, { recursive: true, force: true });
+    return report;
+  } catch (err) {
+    rmSync(temp, { recursive: true, force: true });
+    throw err;
+  } finally {
+    source.close();
+  }
+}
+
+interface Planned {
+  name: string;
+  plan: ModulePlan;
+  dtype: DType;
+  shape: readonly number[];
+  bytes: number;
+}
+
+function convert(
+  source: TensorSource, srcDir: string, temp: string, out: string, cfg: { [key: string]: PyJson },
+  config: QuantizationConfig, opts: QuantizeCheckpointOptions,
+): QuantizeCheckpointReport {
+  // Plan everything (and refuse what cannot be done) before reading any tensor data.
+  const planned: Planned[] = source.names().map((name) => {
+    const e = source.entry(name);
+    if (name.includes('.quant_state.bitsandbytes__')) {
+      throw new UnsupportedError('the checkpoint is already bnb-quantized', { file: e.file, field: name });
+    }
+    const plan = planModuleQuantization(config, name, e.shape);
+    if ((plan.action === 'quant4' || (plan.action === 'keep' && plan.dtype !== null)) && TORCH_DTYPE_OF[e.dtype] === undefined) {
+      throw new UnsupportedError('cannot quantize or convert this dtype', { file: e.file, field: name, expected: 'F32, F16 or BF16', got: e.dtype });
+    }
+    return { name, plan, dtype: e.dtype, shape: e.shape, bytes: e.byteLength };
+  });
+  const quantBytes = planned.filter((p) => p.plan.action === 'quant4').reduce((s, p) => s + p.bytes, 0);
+  const sourceBytes = planned.reduce((s, p) => s + p.bytes, 0);
+  const totalBytes = sourceBytes + quantBytes; // quantized weights are read in both passes
+  let doneBytes = 0;
+  const progress = (phase: QuantizeProgress['phase'], tensor: string, bytes: number): void => {
+    doneBytes += bytes;
+    opts.onProgress?.({ phase, tensor, doneBytes, totalBytes });
+  };
+
+  const quantize = (p: Planned): QuantizedTensor => {
+    if (p.plan.action !== 'quant4') throw new Error('unreachable');
+    return quantizeTensor(source.readF32(p.name), p.shape, p.plan.settings, {
+      name: p.name, sourceDtype: TORCH_DTYPE_OF[p.dtype], allowNonFinite: config.allowNonFinite,
+    });
+  };
+
+  // Pass 1: quantize, keep statistics (and packed codes within the cache budget).
+  const tensors: TensorToWrite[] = [];
+  let cacheLeft = opts.packedCacheBytes ?? DEFAULT_PACKED_CACHE_BYTES;
+  let quantizedParams = 0;
+  let quantizedSize = 0;
+  const keptLinear: string[] = [];
+  for (const p of planned) {
+    const { plan } = p;
+    if (plan.action === 'keep') {
+      const target = plan.dtype === null ? p.dtype : DTYPE_OF_KIND[plan.dtype];
+      const data = target === p.dtype ? () => source.readBytes(p.name) : () => castF32(source.readF32(p.name), target);
+      tensors.push({ name: p.name, dtype: target, shape: p.shape, data: () => { const d = data(); progress('write', p.name, p.bytes); return d; } });
+      if (p.shape.length === 2 && p.name.endsWith('.weight') && !DEFAULT_SKIP_MODULES.some((s) => compilePattern(s)(plan.module))) keptLinear.push(plan.module);
+      continue;
+    }
+    if (plan.action === 'int8') throw new Error('unreachable: refused by assertExportable');
+    const q = quantize(p);
+    quantizedParams += q.numel;
+    quantizedSize += q.sizeBytes();
+    const parts = bnbTensorsFor(p.name, q, opts.quantStorage ?? 'uint8');
+    const keep = q.packed.length <= cacheLeft;
+    if (keep) cacheLeft -= q.packed.length;
+    const stats = { absmax: q.absmax, codes: q.dq?.codes ?? null };
+    const recompute = (): Uint8Array => {
+      const again = quantize(p);
+      if (!sameBytes(again.absmax, stats.absmax) || !sameBytes(again.dq?.codes ?? null, stats.codes)) {
+        throw new QloraError('internal error: the second quantization pass differs from the first', { field: p.name });
+      }
+      return again.packed;
+    };
+    const cached = keep ? parts[0].data as Uint8Array : null;
+    parts[0] = {
+      ...parts[0],
+      data: () => {
+        const packed = cached ?? recompute();
+        progress('write', p.name, p.bytes);
+        return packed;
+      },
+    };
+    tensors.push(...parts);
+    progress('quantize', p.name, p.bytes);
+  }
+
+  mkdirSync(temp, { recursive: true });
+  const maxShard = opts.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
+  const outputBytes = tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype], 0);
+  if (outputBytes > maxShard) writeShardedSafetensors(temp, tensors, { maxShardBytes: maxShard, metadata: { format: 'pt' } });
+  else writeSafetensors(join(temp, 'model.safetensors'), tensors, { format: 'pt' });
+
+  const skipModules = keptLinear.length > 0 ? ['lm_head', ...new Set(keptLinear)].sort() : null;
+  cfg.quantization_config = bnbQuantizationConfig({
+    quantType: config.quantType, doubleQuant: config.doubleQuant, computeDtype: config.computeDtype,
+    quantStorage: opts.quantStorage ?? 'uint8', skipModules,
+  });
+  writeFileSync(join(temp, 'config.json'), `${dumpPythonJson(cfg)}\n`);
+  for (const f of readdirSync(srcDir)) {
+    if (COPIED_FILE.test(f) && statSync(join(srcDir, f)).isFile()) copyFileSync(join(srcDir, f), join(temp, f));
+  }
+  return {
+    outDir: out,
+    files: readdirSync(temp).sort(),
+    sourceBytes,
+    outputBytes,
+    quantizedTensors: planned.filter((p) => p.plan.action === 'quant4').length,
+    keptTensors: planned.filter((p) => p.plan.action === 'keep').length,
+    quantizedParams,
+    totalParams: planned.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0),
+    bitsPerParameter: quantizedParams > 0 ? (8 * quantizedSize) / quantizedParams : 0,
+  };
+}
+
