@@ -9,6 +9,7 @@ import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { IoError, ShapeError } from '../errors.js';
 import type { ModelConfig } from '../formats/hf-config.js';
+import { GgufTensorSource } from '../formats/gguf/llama.js';
 import { openHfFolder } from '../formats/hf-folder.js';
 import type { TensorSource } from '../formats/safetensors.js';
 import { TOKENIZER_JSON, type TextTokenizer } from '../formats/tokenizer.js';
@@ -18,6 +19,8 @@ import { resolveQuantizationConfig, type QuantizationConfig } from '../quant/con
 import type { Quant4Weight } from '../quant/types.js';
 import { buildLlamaModel, type WeightSource } from './build.js';
 import type { LlamaModel } from './llama.js';
+
+const GGUF_EXTENSION = '.gguf';
 
 export interface LoadModelOptions {
   readonly kernels: Kernels;
@@ -68,7 +71,17 @@ export async function loadModel(path: string, opts: LoadModelOptions): Promise<L
   }
   const quant = opts.quant ?? resolveQuantizationConfig();
   const build = { kernels: opts.kernels, quant, onProgress: opts.onProgress };
-  if (!isDir) throw new IoError('not a model folder', { file: full, expected: 'a folder with config.json and safetensors weights, or a .gguf file' });
+  if (!isDir) {
+    if (!full.toLowerCase().endsWith(GGUF_EXTENSION)) {
+      throw new IoError('not a model folder or GGUF file', { file: full, expected: 'a folder with config.json and safetensors weights, or a .gguf file' });
+    }
+    const gguf = GgufTensorSource.open(full);
+    try {
+      return buildLlamaModel<TextTokenizer>(safetensorsWeightSource(gguf, full), gguf.config, null, build);
+    } finally {
+      gguf.close();
+    }
+  }
   const folder = openHfFolder(full);
   try {
     checkTokenizerFits(folder.tokenizer, folder.config, join(full, TOKENIZER_JSON));
