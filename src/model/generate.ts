@@ -1,0 +1,258 @@
+// Text generation with a LlamaModel: the prompt (text, token ids or chat messages) is processed in
+// one forward pass that fills the KV cache, then one token per forward until EOS, a stop string,
+// the token budget, the context end or an abort. Tokens are chosen by sampling.ts; text is streamed
+// through the tokenizer's incremental decoder (FORMATS.md §13.2: decode differences, never token
+// by token).
+//
+// Stop strings are matched on the decoded text of the generated tokens. Text that could be the
+// start of a stop string is held back until it is known not to be, so the streamed deltas never
+// contain any part of a stop string and always concatenate to the final `text`, which ends before
+// the stop string (as llama.cpp's server and OpenAI-style APIs do; `ids` keep every generated
+// token, including the ones that spelled the stop string or the EOS token).
+//
+// Timings: `promptMs` covers the prompt forward and the choice of the first token; `genMs` covers
+// the remaining tokens, one forward + choice each, so genTokensPerS = (generatedTokens − 1) / genMs.
+//
+// Also here: sampling defaults from generation_config.json as transformers applies them.
+// Not here: the forward pass (llama.ts), token selection (sampling.ts), tokenization (formats/).
+
+import { ConfigError, ShapeError } from '../errors.js';
+import type { GenerationConfig } from '../formats/hf-folder.js';
+import type { KvCache } from './kv-cache.js';
+import type { ForwardOptions } from './llama.js';
+import { Sampler, resolveSampling, type SamplingOptions } from './sampling.js';
+
+// ---- what generation needs from a model and its tokenizer (LlamaModel + TextTokenizer fit) ----------
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+  [key: string]: unknown;
+}
+
+export interface StreamDecoder {
+  push(id: number): string;
+  flush(): string;
+}
+
+export interface GenerationTokenizer {
+  readonly eosTokenIds: readonly number[];
+  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
+  decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): string;
+  applyChatTemplate(messages: readonly ChatMessage[], opts?: { addGenerationPrompt?: boolean }): number[];
+  createStreamDecoder(opts?: { skipSpecialTokens?: boolean }): StreamDecoder;
+}
+
+/** What generation uses of a model (LlamaModel fits). */
+export interface GenerationModel {
+  readonly config: { readonly vocabSize: number; readonly maxPositionEmbeddings: number; readonly eosTokenIds?: readonly number[] };
+  readonly tokenizer: object | null;
+  createKvCache(batch: number, maxTokens: number): KvCache;
+  forward(ids: Int32Array, B: number, T: number, opts: ForwardOptions): Float32Array;
+}
+
+// ---- options and result -------------------------------------------------------------------------------
+
+/** A text prompt, token ids (used as given: no BOS is added), or chat messages for the chat template. */
+export type GenerationInput = string | readonly number[] | Int32Array | { readonly messages: readonly ChatMessage[] };
+
+export interface GenerateOptions extends SamplingOptions {
+  /** Tokens to generate at most (the context end may stop earlier). Default 128. */
+  maxNewTokens?: number;
+  /** Stop when the generated text contains one of these; the text ends before it. */
+  stop?: readonly string[];
+  /** Token ids that end generation. Default: the tokenizer's and the model config's EOS ids. */
+  eosTokenIds?: readonly number[];
+  /** Called for every generated token with the text it releases (may be '' while held back). */
+  onToken?: (delta: string, id: number) => void;
+  /** Abort between tokens; the result so far is returned with finishReason 'aborted'. */
+  signal?: AbortSignal;
+  /** Tokenizer to use when the model has none attached. */
+  tokenizer?: GenerationTokenizer;
+}
+
+export type FinishReason = 'eos' | 'stop' | 'length' | 'aborted';
+
+export interface GenerationResult {
+  /** Generated text (without the prompt, special tokens or the stop string). */
+  readonly text: string;
+  /** Generated token ids (including a final EOS or the tokens of a stop string). */
+  readonly ids: number[];
+  readonly promptIds: number[];
+  readonly promptTokens: number;
+  readonly generatedTokens: number;
+  readonly promptMs: number;
+  readonly genMs: number;
+  readonly promptTokensPerS: number;
+  readonly genTokensPerS: number;
+  readonly finishReason: FinishReason;
+}
+
+const DEFAULT_MAX_NEW_TOKENS = 128;
+
+// ---- generation ----------------------------------------------------------------------------------------
+
+function tokenizerOf(model: GenerationModel, opts: GenerateOptions): GenerationTokenizer {
+  const tok = opts.tokenizer ?? (model.tokenizer as GenerationTokenizer | null);
+  if (tok === null || typeof tok.createStreamDecoder !== 'function') {
+    throw new ConfigError('generation needs a tokenizer', { field: 'tokenizer', hint: 'load the model from a folder with tokenizer.json, or pass options.tokenizer' });
+  }
+  return tok;
+}
+
+function promptIdsOf(input: GenerationInput, tok: GenerationTokenizer): number[] {
+  if (typeof input === 'string') return tok.encode(input);
+  if (Array.isArray(input) || input instanceof Int32Array) return Array.from(input as ArrayLike<number>);
+  return tok.applyChatTemplate((input as { messages: readonly ChatMessage[] }).messages, { addGenerationPrompt: true });
+}
+
+/** Length of the longest suffix of `text` that is a proper prefix of one of `stops`. */
+function partialStopSuffix(text: string, stops: readonly string[]): number {
+  let best = 0;
+  for (const s of stops) {
+    for (let n = Math.min(s.length - 1, text.length); n > best; n--) {
+      if (text.endsWith(s.slice(0, n))) {
+        best = n;
+        break;
+      }
+    }
+  }
+  return best;
+}
+
+/** Earliest index of any stop string in `text`, or -1. */
+function firstStop(text: string, stops: readonly string[]): number {
+  let at = -1;
+  for (const s of stops) {
+    const i = text.indexOf(s);
+    if (i >= 0 && (at < 0 || i < at)) at = i;
+  }
+  return at;
+}
+
+/**
+ * Generate a continuation of `input`. Greedy by default (temperature 0); see SamplingOptions for
+ * temperature / top-k / top-p / min-p / repetition penalty / seed.
+ */
+export function generate(model: GenerationModel, input: GenerationInput, opts: GenerateOptions = {}): GenerationResult {
+  const tok = tokenizerOf(model, opts);
+  const sampler = new Sampler(resolveSampling(opts));
+  const maxNew = opts.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
+  if (!Number.isInteger(maxNew) || maxNew < 0) throw new ConfigError('invalid maxNewTokens', { field: 'maxNewTokens', expected: 'an integer >= 0', got: String(maxNew) });
+  const stops = (opts.stop ?? []).filter((s) => s.length > 0);
+  const eos = new Set(opts.eosTokenIds ?? [...tok.eosTokenIds, ...(model.config.eosTokenIds ?? [])]);
+
+  const promptIds = promptIdsOf(input, tok);
+  const V = model.config.vocabSize;
+  const context = model.config.maxPositionEmbeddings;
+  if (promptIds.length === 0) throw new ShapeError('the prompt has no tokens', { field: 'prompt', hint: 'give some text, or token ids starting with BOS' });
+  for (let i = 0; i < promptIds.length; i++) {
+    const id = promptIds[i];
+    if (!Number.isInteger(id) || id < 0 || id >= V) throw new ShapeError('prompt token id outside the vocabulary', { field: `prompt[${i}]`, expected: `0 <= id < ${V}`, got: String(id) });
+  }
+  if (promptIds.length >= context) {
+    throw new ShapeError('the prompt does not fit in the model context', {
+      field: 'prompt',
+      expected: `fewer than ${context} tokens (max_position_embeddings), leaving room to generate`,
+      got: `${promptIds.length} tokens`,
+    });
+  }
+  const budget = Math.min(maxNew, context - promptIds.length);
+
+  const history = promptIds.slice();
+  const ids: number[] = [];
+  const decoder = tok.createStreamDecoder({ skipSpecialTokens: true });
+  let text = '';
+  let pending = '';
+  let finishReason: FinishReason = 'length';
+  const emit = (delta: string, id: number): void => {
+    text += delta;
+    opts.onToken?.(delta, id);
+  };
+
+  let promptMs = 0;
+  let genMs = 0;
+  if (budget === 0) return result(text, ids, promptIds, 0, 0, 'length');
+  const cache = model.createKvCache(1, promptIds.length + budget);
+  try {
+    let t0 = performance.now();
+    let logits = model.forward(Int32Array.from(promptIds), 1, promptIds.length, { cache, startPos: 0, logits: 'last' });
+    for (let step = 0; ; step++) {
+      const id = sampler.next(logits, history);
+      ids.push(id);
+      history.push(id);
+      if (eos.has(id)) {
+        finishReason = 'eos';
+      } else {
+        pending += decoder.push(id);
+        const at = firstStop(pending, stops);
+        if (at >= 0) {
+          emit(pending.slice(0, at), id);
+          pending = '';
+          finishReason = 'stop';
+        } else {
+          const hold = partialStopSuffix(pending, stops);
+          emit(pending.slice(0, pending.length - hold), id);
+          pending = pending.slice(pending.length - hold);
+        }
+      }
+      const t1 = performance.now();
+      if (step === 0) promptMs = t1 - t0;
+      else genMs += t1 - t0;
+      t0 = t1;
+      if (finishReason !== 'length') break;
+      if (ids.length >= budget) break;
+      if (opts.signal?.aborted === true) {
+        finishReason = 'aborted';
+        break;
+      }
+      logits = model.forward(Int32Array.of(id), 1, 1, { cache, startPos: promptIds.length + step, logits: 'last' });
+    }
+  } finally {
+    cache.dispose();
+  }
+  if (finishReason !== 'stop') {
+    // Nothing more can complete a stop string: release what was held back and the decoder's tail.
+    const tail = pending + decoder.flush();
+    if (tail.length > 0) emit(tail, ids[ids.length - 1]);
+  }
+  return result(text, ids, promptIds, promptMs, genMs, finishReason);
+}
+
+function result(text: string, ids: number[], promptIds: number[], promptMs: number, genMs: number, finishReason: FinishReason): GenerationResult {
+  const rate = (n: number, ms: number): number => (n > 0 && ms > 0 ? (n * 1000) / ms : 0);
+  return {
+    text,
+    ids,
+    promptIds,
+    promptTokens: promptIds.length,
+    generatedTokens: ids.length,
+    promptMs,
+    genMs,
+    promptTokensPerS: rate(promptIds.length, promptMs),
+    genTokensPerS: rate(ids.length - 1, genMs),
+    finishReason,
+  };
+}
+
+// ---- defaults from generation_config.json ------------------------------------------------------------
+
+/** transformers' GenerationConfig top_k default, used when sampling and nothing sets top_k. */
+export const HF_DEFAULT_TOP_K = 50;
+
+/**
+ * Sampling options as transformers resolves them: explicit options win, then the model's
+ * generation_config.json (formats/hf-folder.ts resolves its defaults). Sampling happens when an
+ * explicit temperature > 0 is given, or else when the file sets do_sample; greedy otherwise.
+ */
+export function resolveGenerationSampling(explicit: SamplingOptions, gen: GenerationConfig | null): SamplingOptions {
+  const sampling = explicit.temperature !== undefined ? explicit.temperature > 0 : gen?.doSample === true;
+  return {
+    temperature: sampling ? (explicit.temperature ?? gen?.temperature ?? 1) : 0,
+    topK: explicit.topK ?? (sampling ? (gen?.topK ?? HF_DEFAULT_TOP_K) : 0),
+    topP: explicit.topP ?? gen?.topP ?? 1,
+    minP: explicit.minP ?? gen?.minP ?? 0,
+    repetitionPenalty: explicit.repetitionPenalty ?? gen?.repetitionPenalty ?? 1,
+    seed: explicit.seed ?? 0,
+  };
+}
