@@ -1,5 +1,6 @@
 // The registry of benchmark suites, in the order `npm run bench` runs them when none is named.
 // Each suite lives in its own file in this folder; add it here.
 import type { BenchSuite } from '../harness.js';
+import { kernelsSuite } from './kernels.js';
 
-export const SUITES: BenchSuite[] = [];
+export const SUITES: BenchSuite[] = [kernelsSuite];

@@ -18,8 +18,10 @@ const MAX_ARGS = 24;
 const CTL_BYTES = 64 + MAX_ARGS * 8;
 const SHUTDOWN = -1;
 
-// Plain CommonJS run by `new Worker(..., { eval: true })`: no file to locate, identical whether the
-// library runs from dist/ (compiled) or from src/ through tsx.
+// Plain CommonJS run by `new Worker(..., { eval: true, execArgv: [] })`: no file to locate,
+// identical whether the library runs from dist/ (compiled) or from src/ through tsx. execArgv is
+// emptied so the host's --input-type=module or --import loaders do not change how it is parsed
+// (V8 flags such as relaxed SIMD are process-wide and still apply).
 const WORKER_SOURCE = `
 const { workerData, parentPort } = require('node:worker_threads');
 const { module, memory, ctlBuffer, names } = workerData;
@@ -80,7 +82,7 @@ export class ThreadPool {
     const ready: Promise<void>[] = [];
     for (let t = 1; t < threads; t++) {
       const ctlBuffer = new SharedArrayBuffer(CTL_BYTES);
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory, ctlBuffer, names } });
+      const worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { module, memory, ctlBuffer, names } });
       slots.push({ worker, ctl: new Int32Array(ctlBuffer, 0, 16), args: new Float64Array(ctlBuffer, 64, MAX_ARGS), seq: 0 });
       ready.push(
         new Promise<void>((resolve, reject) => {

@@ -1,0 +1,110 @@
+// Suite `kernels`: the compute layer's headline numbers (issue 4), at 1 thread and at all threads,
+// with the reference twin as `ref:`-prefixed results (1 thread):
+//   gemm_f32           GFLOPS, y = x·Wᵀ at M=512,K=576,N=1536 (training shape) and 1024³
+//   gemm_f32_simd128   the same on the plain SIMD128 build (what relaxed SIMD's FMA is worth)
+//   gemm_nf4           GFLOPS with an NF4 + double-quant weight at the training shape
+//   gemv_nf4 / _flops  M=1 on a 4096x4096 NF4 + double-quant weight: GB/s of weight bytes, GFLOPS
+//   attention_fwd_bwd  ms for forward + backward, T=512, H=9, D=64 (causal, training)
+// Not a test: it asserts nothing; targets are in ARCHITECTURE.md §2 and issue 4.
+
+import { availableParallelism } from 'node:os';
+import type { BenchContext, BenchSuite } from '../harness.js';
+import { createKernels } from '../../src/kernels/index.js';
+import type { Kernels } from '../../src/kernels/kernels.js';
+import { quantizeTensor } from '../../src/quant/quantized-tensor.js';
+import type { QuantizedTensor } from '../../src/quant/quantized-tensor.js';
+
+const TRAIN = { M: 512, K: 576, N: 1536 };
+const CUBE = { M: 1024, K: 1024, N: 1024 };
+const GEMV = { N: 4096, K: 4096 };
+const ATTN = { T: 512, H: 9, D: 64 };
+const NF4_DQ = { quantType: 'nf4', blockSize: 64, doubleQuant: true, strategy: 'blockwise', zeroPoint: false } as const;
+
+function random(k: Kernels | null, n: number, seed: number): Float32Array {
+  const a = k === null ? new Float32Array(n) : k.allocF32(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = s / 2 ** 31 - 1;
+  }
+  return a;
+}
+
+function weightBytes(w: QuantizedTensor): number {
+  const dq = w.dq;
+  return w.packed.byteLength + (w.absmax?.byteLength ?? 0) + (dq === null ? 0 : dq.codes.byteLength + dq.nestedAbsmax.byteLength);
+}
+
+async function gemmF32(ctx: BenchContext, k: Kernels | null, ref: Kernels, name: string, threads: number, s: { M: number; K: number; N: number }): Promise<void> {
+  const kk = k ?? ref;
+  const x = random(k, s.M * s.K, 1);
+  const w = random(k, s.N * s.K, 2);
+  const y = k === null ? new Float32Array(s.M * s.N) : k.allocF32(s.M * s.N);
+  const t = await ctx.measure(() => kk.matmulXWt(y, x, w, s.M, s.K, s.N, false), k === null ? { warmup: 0, runs: 3, maxSeconds: 5 } : { runs: 9 });
+  ctx.recordRate(name, `M=${s.M},K=${s.K},N=${s.N}`, threads, 'GFLOPS', (2 * s.M * s.N * s.K) / 1e9, t);
+}
+
+async function runBackend(ctx: BenchContext, k: Kernels | null, ref: Kernels, threads: number, prefix: string, nf4: QuantizedTensor, nf4Gemv: QuantizedTensor): Promise<void> {
+  const kk = k ?? ref;
+  const isRef = k === null;
+  await gemmF32(ctx, k, ref, `${prefix}gemm_f32`, threads, TRAIN);
+  await gemmF32(ctx, k, ref, `${prefix}gemm_f32`, threads, CUBE);
+  {
+    const { M, K, N } = TRAIN;
+    const x = random(k, M * K, 3);
+    const y = isRef ? new Float32Array(M * N) : k.allocF32(M * N);
+    const t = await ctx.measure(() => kk.matmulXWtQ4(y, x, nf4, M, false), isRef ? { warmup: 0, runs: 3, maxSeconds: 5 } : { runs: 9 });
+    ctx.recordRate(`${prefix}gemm_nf4`, `M=${M},K=${K},N=${N},nf4+dq`, threads, 'GFLOPS', (2 * M * N * K) / 1e9, t);
+  }
+  {
+    const { N, K } = GEMV;
+    const x = random(k, K, 4);
+    const y = isRef ? new Float32Array(N) : k.allocF32(N);
+    const t = await ctx.measure(() => kk.matmulXWtQ4(y, x, nf4Gemv, 1, false), isRef ? { warmup: 0, runs: 3, maxSeconds: 5 } : { warmup: 3, runs: 21 });
+    ctx.recordRate(`${prefix}gemv_nf4`, `M=1,K=${K},N=${N},nf4+dq`, threads, 'GB/s', weightBytes(nf4Gemv) / 1e9, t);
+    ctx.recordRate(`${prefix}gemv_nf4_flops`, `M=1,K=${K},N=${N},nf4+dq`, threads, 'GFLOPS', (2 * N * K) / 1e9, t);
+  }
+  {
+    const { T, H, D } = ATTN;
+    const C = H * D;
+    const q = random(k, T * C, 5);
+    const kv = random(k, T * C, 6);
+    const v = random(k, T * C, 7);
+    const dout = random(k, T * C, 8);
+    const alloc = (n: number): Float32Array => (isRef ? new Float32Array(n) : k.allocF32(n));
+    const out = alloc(T * C), probs = alloc(H * T * T), dq = alloc(T * C), dk = alloc(T * C), dv = alloc(T * C);
+    const dims = { Tq: T, Tk: T, H, Hkv: H, D, qOffset: 0 };
+    const t = await ctx.measure(() => {
+      kk.attentionForward(out, probs, q, kv, v, dims);
+      kk.attentionBackward(dq, dk, dv, dout, probs, q, kv, v, dims);
+    }, isRef ? { warmup: 0, runs: 3, maxSeconds: 5 } : { runs: 9 });
+    ctx.record({ name: `${prefix}attention_fwd_bwd`, shape: `T=${T},H=${H},D=${D}`, threads, unit: 'ms', median: t.median * 1e3, min: t.min * 1e3, max: t.max * 1e3, runs: t.runs });
+  }
+}
+
+export const kernelsSuite: BenchSuite = {
+  name: 'kernels',
+  description: 'GEMM f32/NF4, NF4 GEMV, attention fwd+bwd: wasm at 1 and all threads vs the ref twin',
+  async run(ctx) {
+    const ref = await createKernels({ backend: 'ref' });
+    const nf4 = quantizeTensor(random(null, TRAIN.N * TRAIN.K, 9), [TRAIN.N, TRAIN.K], NF4_DQ);
+    const nf4Gemv = quantizeTensor(random(null, GEMV.N * GEMV.K, 10), [GEMV.N, GEMV.K], NF4_DQ);
+    const all = availableParallelism();
+    for (const threads of all > 1 ? [1, all] : [1]) {
+      const k = await createKernels({ backend: 'wasm', threads });
+      ctx.log(`wasm ${'variant' in k ? String(k.variant) : ''} threads=${k.threads}`);
+      try {
+        await runBackend(ctx, k, ref, threads, '', nf4, nf4Gemv);
+      } finally {
+        await k.dispose();
+      }
+    }
+    const simd = await createKernels({ backend: 'wasm', threads: 1, wasmVariant: 'simd' });
+    try {
+      await gemmF32(ctx, simd, ref, 'gemm_f32_simd128', 1, TRAIN);
+    } finally {
+      await simd.dispose();
+    }
+    await runBackend(ctx, null, ref, 1, 'ref:', nf4, nf4Gemv);
+  },
+};
