@@ -1,10 +1,15 @@
 // Registers every `qlora` sub-command on the commander program. Each command lives in its own
 // file under cli/ and exports a `register(program)` function; add new ones to the list below.
 import type { Command } from 'commander';
+import { register as registerInspect } from './inspect.js';
+import { register as registerQuantize } from './quantize.js';
 
 type Register = (program: Command) => void;
 
-const registrations: Register[] = [];
+const registrations: Register[] = [
+  registerInspect,
+  registerQuantize,
+];
 
 export function registerCommands(program: Command): void {
   for (const register of registrations) register(program);
