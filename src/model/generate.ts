@@ -65,7 +65,7 @@ export interface GenerateOptions extends SamplingOptions {
   eosTokenIds?: readonly number[];
   /** Called for every generated token with the text it releases (may be '' while held back). */
   onToken?: (delta: string, id: number) => void;
-  /** Abort between tokens; the result so far is returned with finishReason 'aborted'. */
+  /** Checked between tokens; once aborted, the result so far is returned with finishReason 'aborted'. */
   signal?: AbortSignal;
   /** Tokenizer to use when the model has none attached. */
   tokenizer?: GenerationTokenizer;
@@ -130,11 +130,17 @@ function firstStop(text: string, stops: readonly string[]): number {
   return at;
 }
 
+/** Lets timers, I/O and signal handlers run between tokens (a forward pass blocks the thread). */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 /**
  * Generate a continuation of `input`. Greedy by default (temperature 0); see SamplingOptions for
- * temperature / top-k / top-p / min-p / repetition penalty / seed.
+ * temperature / top-k / top-p / min-p / repetition penalty / seed. Between tokens the event loop
+ * runs, so an abort signal raised by a signal handler or timer is seen before the next token.
  */
-export function generate(model: GenerationModel, input: GenerationInput, opts: GenerateOptions = {}): GenerationResult {
+export async function generate(model: GenerationModel, input: GenerationInput, opts: GenerateOptions = {}): Promise<GenerationResult> {
   const tok = tokenizerOf(model, opts);
   const sampler = new Sampler(resolveSampling(opts));
   const maxNew = opts.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
@@ -199,9 +205,10 @@ export function generate(model: GenerationModel, input: GenerationInput, opts: G
       const t1 = performance.now();
       if (step === 0) promptMs = t1 - t0;
       else genMs += t1 - t0;
-      t0 = t1;
       if (finishReason !== 'length') break;
       if (ids.length >= budget) break;
+      await yieldToEventLoop();
+      t0 = performance.now();
       if (opts.signal?.aborted === true) {
         finishReason = 'aborted';
         break;

@@ -27,7 +27,7 @@ describe('generate on stories260K', () => {
   const kernels = new RefKernels();
   let model: Awaited<ReturnType<typeof loadModel>>;
   let tokenizer: TextTokenizer;
-  const run = (input: Parameters<typeof generate>[1], opts: GenerateOptions = {}) => generate(model, input, { eosTokenIds: [2], ...opts });
+  const run = (input: Parameters<typeof generate>[1], opts: GenerateOptions = {}): ReturnType<typeof generate> => generate(model, input, { eosTokenIds: [2], ...opts });
 
   before(async () => {
     model = await loadModel(STORIES, { kernels, quant: 'none' });
@@ -36,8 +36,8 @@ describe('generate on stories260K', () => {
   });
   after(() => model.dispose());
 
-  it('greedy from BOS gives the 64 reference ids and text', () => {
-    const r = run(BOS, { maxNewTokens: 64 });
+  it('greedy from BOS gives the 64 reference ids and text', async () => {
+    const r = await run(BOS, { maxNewTokens: 64 });
     assert.deepEqual(r.ids, GREEDY_FROM_BOS);
     assert.equal(r.finishReason, 'length');
     assert.equal(r.promptTokens, 1);
@@ -47,113 +47,122 @@ describe('generate on stories260K', () => {
     assert.ok(r.promptMs > 0 && r.genMs > 0 && r.genTokensPerS > 0 && r.promptTokensPerS > 0);
   });
 
-  it('120 greedy tokens decode to the reference text; streamed deltas concatenate to it', () => {
+  it('120 greedy tokens decode to the reference text; streamed deltas concatenate to it', async () => {
     const deltas: string[] = [];
     const seen: number[] = [];
-    const r = run(BOS, { maxNewTokens: 120, onToken: (d, id) => (deltas.push(d), seen.push(id)) });
+    const r = await run(BOS, { maxNewTokens: 120, onToken: (d, id) => (deltas.push(d), seen.push(id)) });
     assert.equal(r.text, GREEDY_TEXT);
     assert.equal(deltas.join(''), r.text);
     assert.deepEqual(seen, r.ids);
     assert.equal(r.ids.length, 120);
   });
 
-  it('a text prompt is encoded with BOS and continued', () => {
-    const r = run('Once upon a time', { maxNewTokens: 8 });
+  it('a text prompt is encoded with BOS and continued', async () => {
+    const r = await run('Once upon a time', { maxNewTokens: 8 });
     assert.deepEqual(r.promptIds, tokenizer.encode('Once upon a time'));
     assert.equal(r.promptIds[0], 1);
     // The greedy story continues the same way after its own first four tokens.
-    const fromBos = run(BOS, { maxNewTokens: 12 });
+    const fromBos = await run(BOS, { maxNewTokens: 12 });
     assert.deepEqual(r.promptIds.slice(1), fromBos.ids.slice(0, 4));
     assert.deepEqual(r.ids, fromBos.ids.slice(4, 12));
   });
 
-  it('stop strings end the text before them and are never streamed, even in part', () => {
+  it('stop strings end the text before them and are never streamed, even in part', async () => {
     const deltas: string[] = [];
-    const r = run(BOS, { maxNewTokens: 64, stop: ['Lily'], onToken: (d) => deltas.push(d) });
+    const r = await run(BOS, { maxNewTokens: 64, stop: ['Lily'], onToken: (d) => deltas.push(d) });
     assert.equal(r.finishReason, 'stop');
     assert.equal(r.text, 'Once upon a time, there was a little girl named ');
     assert.equal(deltas.join(''), r.text);
     assert.ok(tokenizer.decode(r.ids).endsWith('Lily'), 'the ids include the tokens that spelled the stop string');
     // Two stops: the earliest in the text wins; a stop that never occurs changes nothing.
-    const two = run(BOS, { maxNewTokens: 64, stop: ['park', 'time', 'zebra'] });
+    const two = await run(BOS, { maxNewTokens: 64, stop: ['park', 'time', 'zebra'] });
     assert.equal(two.text, 'Once upon a ');
-    const none = run(BOS, { maxNewTokens: 20, stop: ['zebra'] });
+    const none = await run(BOS, { maxNewTokens: 20, stop: ['zebra'] });
     assert.equal(none.finishReason, 'length');
-    assert.equal(none.text, run(BOS, { maxNewTokens: 20 }).text);
+    assert.equal(none.text, (await run(BOS, { maxNewTokens: 20 })).text);
   });
 
-  it('a held-back partial stop match is released when it does not complete', () => {
+  it('a held-back partial stop match is released when it does not complete', async () => {
     // "Once upon a time, there was a little girl named Lily." contains "Lil" but not "Lilac".
     const deltas: string[] = [];
-    const r = run(BOS, { maxNewTokens: 14, stop: ['Lilac'], onToken: (d) => deltas.push(d) });
+    const r = await run(BOS, { maxNewTokens: 14, stop: ['Lilac'], onToken: (d) => deltas.push(d) });
     assert.equal(r.finishReason, 'length');
     assert.equal(deltas.join(''), r.text);
-    assert.equal(r.text, run(BOS, { maxNewTokens: 14 }).text);
+    assert.equal(r.text, (await run(BOS, { maxNewTokens: 14 })).text);
   });
 
-  it('max new tokens, EOS and the context end', () => {
-    const five = run(BOS, { maxNewTokens: 5 });
+  it('max new tokens, EOS and the context end', async () => {
+    const five = await run(BOS, { maxNewTokens: 5 });
     assert.deepEqual(five.ids, GREEDY_FROM_BOS.slice(0, 5));
     assert.equal(five.finishReason, 'length');
-    const zero = run(BOS, { maxNewTokens: 0 });
+    const zero = await run(BOS, { maxNewTokens: 0 });
     assert.deepEqual(zero.ids, []);
     // Treat id 432 (the 5th greedy token) as EOS: generation ends on it and it is not decoded.
-    const eos = run(BOS, { maxNewTokens: 64, eosTokenIds: [432] });
+    const eos = await run(BOS, { maxNewTokens: 64, eosTokenIds: [432] });
     assert.equal(eos.finishReason, 'eos');
     assert.deepEqual(eos.ids, GREEDY_FROM_BOS.slice(0, 5));
     assert.equal(eos.text, tokenizer.decode(GREEDY_FROM_BOS.slice(0, 4)));
     // Context 512: a 500-token prompt leaves room for 12 tokens.
     const long = new Array<number>(500).fill(403);
     long[0] = 1;
-    const clipped = run(long, { maxNewTokens: 64 });
+    const clipped = await run(long, { maxNewTokens: 64 });
     assert.equal(clipped.generatedTokens, 12);
     assert.equal(clipped.finishReason, 'length');
-    assert.throws(() => run(new Array<number>(512).fill(1), { maxNewTokens: 1 }), (e: unknown) => e instanceof ShapeError && e.field === 'prompt');
-    assert.throws(() => run([1, 512]), (e: unknown) => e instanceof ShapeError && e.field === 'prompt[1]');
-    assert.throws(() => run([]), ShapeError);
+    await assert.rejects(run(new Array<number>(512).fill(1), { maxNewTokens: 1 }), (e: unknown) => e instanceof ShapeError && e.field === 'prompt');
+    await assert.rejects(run([1, 512]), (e: unknown) => e instanceof ShapeError && e.field === 'prompt[1]');
+    await assert.rejects(run([]), ShapeError);
   });
 
-  it('sampling is reproducible for a seed and differs between seeds', () => {
+  it('sampling is reproducible for a seed and differs between seeds', async () => {
     const opts = { maxNewTokens: 24, temperature: 1, seed: 7 };
-    const a = run(BOS, opts);
-    const b = run(BOS, opts);
-    const c = run(BOS, { ...opts, seed: 8 });
+    const a = await run(BOS, opts);
+    const b = await run(BOS, opts);
+    const c = await run(BOS, { ...opts, seed: 8 });
     assert.deepEqual(a.ids, b.ids);
     assert.equal(a.text, b.text);
     assert.notDeepEqual(a.ids, c.ids);
     // top-k 1 is greedy whatever the temperature and seed.
-    assert.deepEqual(run(BOS, { maxNewTokens: 16, temperature: 1.5, topK: 1, seed: 3 }).ids, GREEDY_FROM_BOS.slice(0, 16));
+    assert.deepEqual((await run(BOS, { maxNewTokens: 16, temperature: 1.5, topK: 1, seed: 3 })).ids, GREEDY_FROM_BOS.slice(0, 16));
     // A strong repetition penalty changes the greedy story.
-    assert.notDeepEqual(run(BOS, { maxNewTokens: 32, repetitionPenalty: 2 }).ids, GREEDY_FROM_BOS.slice(0, 32));
+    assert.notDeepEqual((await run(BOS, { maxNewTokens: 32, repetitionPenalty: 2 })).ids, GREEDY_FROM_BOS.slice(0, 32));
   });
 
-  it('chat messages go through the chat template; no template is a ConfigError', () => {
-    assert.throws(() => run({ messages: [{ role: 'user', content: 'hi' }] }), ConfigError);
+  it('chat messages go through the chat template; no template is a ConfigError', async () => {
+    await assert.rejects(run({ messages: [{ role: 'user', content: 'hi' }] }), ConfigError);
     const json = JSON.parse(readFileSync(`${STORIES}/tokenizer.json`, 'utf8')) as object;
     const config = JSON.parse(readFileSync(`${STORIES}/tokenizer_config.json`, 'utf8')) as object;
     const template = '{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}{% if add_generation_prompt %} time{% endif %}';
     const chatTok = TextTokenizer.fromObjects(json, config, template);
-    const r = generate(model, { messages: [{ role: 'user', content: 'Once upon a' }] }, { tokenizer: chatTok, maxNewTokens: 4 });
+    const r = await generate(model, { messages: [{ role: 'user', content: 'Once upon a' }] }, { tokenizer: chatTok, maxNewTokens: 4 });
     assert.deepEqual(r.promptIds, tokenizer.encode('Once upon a time'));
-    assert.deepEqual(r.ids, run('Once upon a time', { maxNewTokens: 4 }).ids);
+    assert.deepEqual(r.ids, (await run('Once upon a time', { maxNewTokens: 4 })).ids);
   });
 
-  it('an abort signal stops between tokens and returns what was generated', () => {
+  it('an abort signal stops between tokens and returns what was generated', async () => {
     const ac = new AbortController();
     const deltas: string[] = [];
-    const r = run(BOS, { maxNewTokens: 64, signal: ac.signal, onToken: (d) => (deltas.push(d), deltas.length === 3 && ac.abort()) });
+    const r = await run(BOS, { maxNewTokens: 64, signal: ac.signal, onToken: (d) => (deltas.push(d), deltas.length === 3 && ac.abort()) });
     assert.equal(r.finishReason, 'aborted');
     assert.deepEqual(r.ids, GREEDY_FROM_BOS.slice(0, 3));
     assert.equal(deltas.join(''), r.text);
   });
 
-  it('needs a tokenizer', () => {
-    assert.throws(() => generate({ ...model, tokenizer: null, config: model.config, createKvCache: () => model.createKvCache(1, 2), forward: () => new Float32Array(512) }, BOS), ConfigError);
+  it('an abort from a timer is seen between tokens (the event loop runs during generation)', async () => {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 1);
+    const r = await run(BOS, { maxNewTokens: 64, signal: ac.signal });
+    assert.equal(r.finishReason, 'aborted');
+    assert.ok(r.ids.length >= 1 && r.ids.length < 64);
+    assert.deepEqual(r.ids, GREEDY_FROM_BOS.slice(0, r.ids.length));
+  });
+
+  it('needs a tokenizer', async () => {
+    await assert.rejects(generate({ ...model, tokenizer: null, config: model.config, createKvCache: () => model.createKvCache(1, 2), forward: () => new Float32Array(512) }, BOS), ConfigError);
   });
 });
 
 describe('sampling defaults from generation_config.json', () => {
-  it('follows transformers: greedy unless sampling is asked for, top_k 50 by default', () => {
+  it('follows transformers: greedy unless sampling is asked for, top_k 50 by default', async () => {
     const g = openHfFolder(STORIES);
     g.weights.close();
     assert.equal(g.generationConfig.doSample, false);
