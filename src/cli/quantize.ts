@@ -1,0 +1,97 @@
+// `qlora quantize MODEL_DIR --out DIR [--quant nf4|fp4] [--block-size N] [--no-double-quant]
+// [--skip MODULE...] [--allow-nonfinite] [--force] ...`: a Hugging Face checkpoint folder into a
+// bitsandbytes-4bit folder (library: quantizeCheckpoint in src/quant/quantize-checkpoint.ts),
+// with a progress bar (rate and ETA) and the size before/after and bits per parameter.
+
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { ConfigError } from '../errors.js';
+import { DEFAULT_SKIP_MODULES, resolveQuantizationConfig, type FloatKind } from '../quant/config.js';
+import { QUANT_STORAGE_DTYPES, type QuantStorage } from '../quant/bnb-checkpoint.js';
+import { DEFAULT_MAX_SHARD_BYTES, quantizeCheckpoint, type QuantizeProgress } from '../quant/quantize-checkpoint.js';
+
+interface QuantizeCliOptions {
+  out: string;
+  quant: 'nf4' | 'fp4';
+  blockSize: string;
+  doubleQuant?: boolean;
+  skip?: string[];
+  allowNonfinite?: boolean;
+  force?: boolean;
+  computeDtype: FloatKind;
+  quantStorage: string;
+  maxShardSize: string;
+  progress: boolean;
+}
+
+const MB = 1024 * 1024;
+
+function mib(bytes: number): string {
+  return `${(bytes / MB).toFixed(bytes < 10 * MB ? 2 : 1)} MiB`;
+}
+
+function integerOption(value: string, field: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new ConfigError('expected a positive integer', { field, got: value });
+  return n;
+}
+
+export function register(program: Command): void {
+  program
+    .command('quantize')
+    .description('quantize a Hugging Face model folder to a bitsandbytes 4-bit checkpoint (NF4/FP4, bit-exact with bitsandbytes)')
+    .argument('<model_dir>', 'Hugging Face model folder (config.json + safetensors, f32/f16/bf16, single or sharded)')
+    .requiredOption('--out <dir>', 'output folder (created; must be empty unless --force)')
+    .addOption(new Option('--quant <type>', '4-bit data type').choices(['nf4', 'fp4']).default('nf4'))
+    .option('--block-size <n>', 'elements per absmax block (power of two, 32..4096)', '64')
+    .option('--double-quant', 'double-quantize the absmax (default for nf4)')
+    .option('--no-double-quant', 'store absmax as f32 (default for fp4)')
+    .option('--skip <modules...>', `more module names/globs/regexes to leave unquantized (always: ${DEFAULT_SKIP_MODULES.join(', ')})`)
+    .option('--allow-nonfinite', 'quantize NaN as 0 and ±Inf as ± the block maximum instead of refusing')
+    .option('--force', 'replace a non-empty output folder')
+    .addOption(new Option('--compute-dtype <dtype>', 'bnb_4bit_compute_dtype written to config.json').choices(['f32', 'f16', 'bf16']).default('f32'))
+    .addOption(new Option('--quant-storage <dtype>', 'bnb_4bit_quant_storage (dtype the packed bytes are stored as)').choices(Object.keys(QUANT_STORAGE_DTYPES)).default('uint8'))
+    .option('--max-shard-size <bytes>', 'split model.safetensors into shards above this many bytes', String(DEFAULT_MAX_SHARD_BYTES))
+    .option('--no-progress', 'no progress bar')
+    .action((modelDir: string, o: QuantizeCliOptions) => {
+      const config = resolveQuantizationConfig({
+        quantType: o.quant,
+        blockSize: integerOption(o.blockSize, '--block-size'),
+        doubleQuant: o.doubleQuant,
+        computeDtype: o.computeDtype,
+        skip: [...DEFAULT_SKIP_MODULES, ...(o.skip ?? [])],
+        allowNonFinite: o.allowNonfinite === true,
+      });
+      const bar = o.progress && process.stderr.isTTY
+        ? new cliProgress.SingleBar({
+          format: 'quantize {bar} {percentage}% | {done}/{all} MiB | {rate} MiB/s | ETA {eta_formatted} | {tensor}',
+          stream: process.stderr, hideCursor: true, etaBuffer: 50,
+        }, cliProgress.Presets.shades_classic)
+        : null;
+      const t0 = Date.now();
+      const onProgress = (p: QuantizeProgress): void => {
+        if (bar === null) return;
+        const seconds = Math.max(1e-3, (Date.now() - t0) / 1000);
+        const payload = { tensor: p.tensor, done: (p.doneBytes / MB).toFixed(1), all: (p.totalBytes / MB).toFixed(1), rate: (p.doneBytes / MB / seconds).toFixed(1) };
+        if (bar.getTotal() !== p.totalBytes) bar.start(p.totalBytes, 0, payload);
+        bar.update(p.doneBytes, payload);
+      };
+      let report;
+      try {
+        report = quantizeCheckpoint(modelDir, o.out, {
+          config, force: o.force === true, quantStorage: o.quantStorage as QuantStorage,
+          maxShardBytes: integerOption(o.maxShardSize, '--max-shard-size'), onProgress,
+        });
+      } finally {
+        bar?.stop();
+      }
+      const seconds = (Date.now() - t0) / 1000;
+      const lines = [
+        `wrote ${report.outDir} (${report.files.join(', ')}) in ${seconds.toFixed(1)} s`,
+        `quantized ${report.quantizedTensors} weights (${report.quantizedParams.toLocaleString('en-US')} of ${report.totalParams.toLocaleString('en-US')} parameters) as ${config.quantType}, block ${config.blockSize}, double quant ${config.doubleQuant ? 'on' : 'off'}; kept ${report.keptTensors} tensors`,
+        `size ${mib(report.sourceBytes)} -> ${mib(report.outputBytes)} (${(report.sourceBytes / report.outputBytes).toFixed(2)}x smaller); ${report.bitsPerParameter.toFixed(3)} bits per quantized parameter`,
+      ];
+      process.stdout.write(`${lines.join('\n')}\n`);
+    });
+}
