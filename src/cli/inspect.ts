@@ -4,10 +4,10 @@
 // bitsandbytes quant_state tensors), never tensor data. Prints an aligned table, or one JSON record.
 
 import { closeSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { FormatError } from '../errors.js';
-import { openCheckpoint, type TensorSource } from '../formats/safetensors.js';
+import { openCheckpoint, SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME, type TensorSource } from '../formats/safetensors.js';
 import { findBnb4bitWeights, openHfFolder } from '../formats/hf-folder.js';
 import type { ModelConfig } from '../formats/hf-config.js';
 import { readGgufFile } from '../formats/gguf/reader.js';
@@ -245,7 +245,13 @@ export function inspectPath(input: string): InspectReport {
   const st = statSync(path, { throwIfNoEntry: false });
   if (st === undefined) throw new FormatError('no such file or folder', { file: path });
   if (st.isDirectory()) {
-    if (readdirSync(path).includes('config.json')) return inspectFolder(path);
+    const files = readdirSync(path);
+    if (files.includes('config.json')) return inspectFolder(path);
+    // A folder of weights without config.json (e.g. a PEFT adapter): its one safetensors file.
+    const safetensors = files.filter((f) => f.endsWith('.safetensors'));
+    if (!files.includes(SAFE_WEIGHTS_NAME) && !files.includes(SAFE_WEIGHTS_INDEX_NAME) && safetensors.length === 1) {
+      return inspectSafetensors(join(path, safetensors[0]));
+    }
     return inspectSafetensors(path);
   }
   if (startsWithGgufMagic(path)) return inspectGguf(path);

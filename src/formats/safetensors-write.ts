@@ -31,6 +31,7 @@ const HEADER_ALIGNMENT = 8;
 const METADATA_KEY = '__metadata__';
 const SHARD_NAME_PATTERN = /^model-\d{5}-of-\d{5}\.safetensors$/;
 const INDEX_NAME = 'model.safetensors.index.json';
+const SINGLE_FILE_NAME = 'model.safetensors';
 
 const utf8 = new TextEncoder();
 
@@ -139,8 +140,9 @@ export function shardFileName(index: number, count: number): string {
  * Writes a sharded checkpoint into `dir`: tensors go, in the given order, into shards of at most
  * `maxShardBytes` of data (a larger tensor gets a shard of its own), then
  * `model.safetensors.index.json` (sorted keys, indent 2, as transformers writes it) is written last,
- * so a reader never sees an index naming missing shards. Shard files of an earlier write
- * (`model-*-of-*.safetensors`) that are not part of this one are removed afterwards.
+ * so a reader never sees an index naming missing shards. Files of an earlier checkpoint in `dir`
+ * (shards `model-*-of-*.safetensors` not part of this one, and `model.safetensors`, which loaders
+ * would pick before the index) are removed afterwards.
  */
 export function writeShardedSafetensors(
   dir: string,
@@ -182,6 +184,7 @@ export function writeShardedSafetensors(
   const index = `{\n  "metadata": {\n    "total_size": ${totalBytes}\n  },\n  "weight_map": ${mapJson}\n}\n`;
   writeBytesAtomic(join(dir, INDEX_NAME), index);
   for (const f of readdirSync(dir)) {
-    if (SHARD_NAME_PATTERN.test(f) && !written.has(f)) unlinkSync(join(dir, f));
+    // A stale single-file checkpoint would shadow the new shards (loaders try it first).
+    if ((SHARD_NAME_PATTERN.test(f) && !written.has(f)) || f === SINGLE_FILE_NAME) unlinkSync(join(dir, f));
   }
 }

@@ -15,6 +15,9 @@ export const TOKENIZER_JSON = 'tokenizer.json';
 export const TOKENIZER_CONFIG_JSON = 'tokenizer_config.json';
 export const CHAT_TEMPLATE_FILE = 'chat_template.jinja';
 
+/** tokenizer_class values whose special tokens follow add_bos_token / add_eos_token. */
+const LLAMA_TOKENIZER_CLASSES = /^(Code)?LlamaTokenizer(Fast)?$/;
+
 export interface ChatMessage {
   role: string;
   content: string;
@@ -99,6 +102,12 @@ export class TextTokenizer {
 
   private readonly tok: Tokenizer;
   private readonly cleanUpSpaces: boolean;
+  /**
+   * Llama tokenizer classes rebuild their post-processor from tokenizer_config's add_bos_token /
+   * add_eos_token (transformers `LlamaTokenizerFast.update_post_processor`); the JS library reads
+   * only tokenizer.json, so those flags are applied here. null: use tokenizer.json's post-processor.
+   */
+  private readonly llamaSpecials: { addBos: boolean; addEos: boolean } | null;
   private compiledTemplate: Template | null = null;
 
   private constructor(tokenizerJson: Record<string, unknown>, config: Record<string, unknown>, chatTemplate: string | null, private readonly origin: Origin) {
@@ -136,6 +145,13 @@ export class TextTokenizer {
     this.padTokenId = idOf(this.padToken, 'pad_token');
     this.unkTokenId = idOf(this.unkToken, 'unk_token');
     this.chatTemplate = chatTemplate;
+    const addBos = config.add_bos_token;
+    const addEos = config.add_eos_token;
+    const llamaClass = typeof config.tokenizer_class === 'string' && LLAMA_TOKENIZER_CLASSES.test(config.tokenizer_class);
+    this.llamaSpecials =
+      llamaClass && (typeof addBos === 'boolean' || typeof addEos === 'boolean')
+        ? { addBos: addBos !== false, addEos: addEos === true }
+        : null;
   }
 
   /**
@@ -191,7 +207,13 @@ export class TextTokenizer {
 
   /** Token ids of `text`; special tokens (BOS...) per tokenizer.json's post-processor unless disabled. */
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
-    return this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+    const addSpecial = opts.addSpecialTokens ?? true;
+    const s = this.llamaSpecials;
+    if (!addSpecial || s === null) return this.tok.encode(text, { add_special_tokens: addSpecial }).ids;
+    const ids = this.tok.encode(text, { add_special_tokens: false }).ids;
+    if (s.addBos && this.bosTokenId !== null) ids.unshift(this.bosTokenId);
+    if (s.addEos && this.eosTokenIds.length > 0) ids.push(this.eosTokenIds[0]);
+    return ids;
   }
 
   decode(ids: readonly number[], opts: { skipSpecialTokens?: boolean } = {}): string {

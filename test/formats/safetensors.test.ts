@@ -174,10 +174,12 @@ test('sharded write and read round trip through openCheckpoint', () => {
       data: () => src.readBytes(name),
     }));
     writeFileSync(join(dir, 'model-00009-of-00009.safetensors'), 'stale shard');
+    writeFileSync(join(dir, 'model.safetensors'), 'stale single file');
     writeShardedSafetensors(dir, tensors, { maxShardBytes: 300_000, metadata: { format: 'pt' } });
     const files = readdirSync(dir).sort();
     assert.ok(files.includes('model.safetensors.index.json'));
     assert.ok(!files.includes('model-00009-of-00009.safetensors'), 'stale shard removed');
+    assert.ok(!files.includes('model.safetensors'), 'stale single file removed');
     const shards = files.filter((f) => f.endsWith('.safetensors'));
     assert.ok(shards.length >= 4, `expected several shards, got ${shards.join(',')}`);
     for (const s of shards) assert.ok(statSync(join(dir, s)).size <= 300_000 + 20_000);

@@ -161,6 +161,20 @@ test('ChatML template from chat_template.jinja wins over tokenizer_config, named
   }
 });
 
+test('Llama tokenizer classes follow add_bos_token / add_eos_token from tokenizer_config', () => {
+  const tokJson = JSON.parse(readFileSync(fixture('models', 'stories260K', 'tokenizer.json'), 'utf8')) as object;
+  const config = JSON.parse(readFileSync(fixture('models', 'stories260K', 'tokenizer_config.json'), 'utf8')) as Record<string, unknown>;
+  const hello = stories.encode('Hello', { addSpecialTokens: false });
+  const withEos = TextTokenizer.fromObjects(tokJson, { ...config, add_eos_token: true });
+  assert.deepEqual(withEos.encode('Hello'), [1, ...hello, 2]);
+  const noBos = TextTokenizer.fromObjects(tokJson, { ...config, add_bos_token: false });
+  assert.deepEqual(noBos.encode('Hello'), hello);
+  assert.equal(noBos.addsBosToken, false);
+  // Other classes keep tokenizer.json's post-processor.
+  const other = TextTokenizer.fromObjects(tokJson, { ...config, tokenizer_class: 'PreTrainedTokenizerFast', add_bos_token: false });
+  assert.deepEqual(other.encode('Hello'), [1, ...hello]);
+});
+
 test('folders without tokenizer.json, and tokenizer.json without a model, are refused', () => {
   assert.throws(() => TextTokenizer.fromFolder(fixture('bnb')), /tokenizer\.json/);
   assert.throws(() => TextTokenizer.fromObjects({ version: '1.0' }, null), FormatError);
