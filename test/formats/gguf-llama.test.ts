@@ -126,3 +126,45 @@ test('non-llama architectures and foreign tensors are refused by name', () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('llama3 RoPE scaling is rebuilt from rope_freqs.weight; other divisors are refused', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gguf-rope-'));
+  try {
+    const g = readGgufFile(STORIES_GGUF);
+    const theta = 500000, D = 8, factor = 8;
+    // conversion/llama.py generate_extra_tensors with low 1, high 4, original context 8192.
+    const divisors = Float32Array.from({ length: D / 2 }, (_, i) => {
+      const wavelen = (2 * Math.PI) / theta ** (-(2 * i) / D);
+      if (wavelen < 8192 / 4) return 1;
+      if (wavelen > 8192) return factor;
+      const smooth = (8192 / wavelen - 1) / 3;
+      return 1 / ((1 - smooth) / factor + smooth);
+    });
+    assert.deepEqual(Array.from(divisors.slice(0, 2)), [1, 1]);
+    assert.equal(divisors[3], factor);
+    assert.ok(divisors[2] > 1 && divisors[2] < factor);
+    const write = (values: Float32Array): string => {
+      const p = join(dir, 'llama3.gguf');
+      const md = [...g.metadata].map(([k, v]) => (k === 'llama.rope.freq_base' ? [k, { type: GgufValueType.FLOAT32, value: theta }] : [k, v]) as [string, typeof v]);
+      writeGguf(p, {
+        metadata: md,
+        tensors: [
+          ...g.tensors.map((t) => ({ name: t.name, ne: t.ne, type: t.type, data: () => readTensorBytes(g, t) })),
+          { name: 'rope_freqs.weight', ne: [D / 2], type: GgmlType.F32, data: new Uint8Array(values.buffer) },
+        ],
+      });
+      return p;
+    };
+    const p = write(divisors);
+    const config = ggufToModelConfig(readGgufFile(p));
+    assert.deepEqual(config.rope, { theta, type: 'llama3', factor, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 });
+    const src = GgufTensorSource.open(p);
+    assert.equal(src.has('rope_freqs.weight'), false);
+    assert.equal(src.names().length, 47);
+    const wrong = divisors.slice();
+    wrong[2] *= 1.01;
+    assert.throws(() => ggufToModelConfig(readGgufFile(write(wrong))), (e: unknown) => e instanceof UnsupportedError && e.field === 'rope_freqs.weight[2]');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

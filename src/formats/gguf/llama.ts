@@ -50,8 +50,10 @@ const LAYER_NAMES: ReadonlyArray<readonly [string, string]> = [
   ['ffn_down.weight', 'mlp.down_proj.weight'],
 ];
 
+/** Per-dimension RoPE frequency divisors that llama.cpp's converter writes for llama3 scaling. */
+const ROPE_FREQS_TENSOR = 'rope_freqs.weight';
 /** GGUF tensors that have no HF counterpart (derived from the config, FORMATS.md §5.4). */
-const DERIVED_GGUF_TENSORS = new Set(['rope_freqs.weight']);
+const DERIVED_GGUF_TENSORS = new Set([ROPE_FREQS_TENSOR]);
 
 const GGUF_LAYER = /^blk\.(\d+)\.(.+)$/;
 const HF_LAYER = /^model\.layers\.(\d+)\.(.+)$/;
@@ -149,13 +151,6 @@ export function ggufToHfConfigObject(file: GgufFile): Record<string, unknown> {
   if (ropeDims !== undefined && ropeDims !== headDim) {
     throw new UnsupportedError('partial rotary embeddings are not supported', { file: file.path, field: key('rope.dimension_count'), expected: `the head size ${headDim}`, got: String(ropeDims) });
   }
-  if (file.tensors.some((t) => t.name === 'rope_freqs.weight')) {
-    throw new UnsupportedError('per-dimension RoPE frequency factors (rope_freqs.weight, Llama 3.1+ scaling) are not supported from GGUF', {
-      file: file.path,
-      field: 'rope_freqs.weight',
-      hint: 'load the Hugging Face folder of this model instead (its config.json carries the llama3 rope parameters)',
-    });
-  }
   const tokens = metaArray(file, 'tokenizer.ggml.tokens', GgufValueType.STRING);
   const vocab = metaNumber(file, key('vocab_size'), U32) ?? tokens?.length ?? tensorRows(file, 'token_embd.weight');
   const config: Record<string, unknown> = {
@@ -179,8 +174,11 @@ export function ggufToHfConfigObject(file: GgufFile): Record<string, unknown> {
     eos_token_id: metaNumber(file, 'tokenizer.ggml.eos_token_id', ANY_INT) ?? null,
     pad_token_id: metaNumber(file, 'tokenizer.ggml.padding_token_id', ANY_INT) ?? null,
   };
+  const ropeFreqs = file.tensors.find((t) => t.name === ROPE_FREQS_TENSOR);
   const scaling = metaString(file, key('rope.scaling.type'));
-  if (scaling !== undefined && scaling !== 'none') {
+  if (ropeFreqs !== undefined) {
+    config.rope_scaling = llama3RopeFromFreqFactors(file, ropeFreqs, config.rope_theta as number, headDim);
+  } else if (scaling !== undefined && scaling !== 'none') {
     const factor = metaNumber(file, key('rope.scaling.factor'), F32);
     const original = metaNumber(file, key('rope.scaling.original_context_length'), U32);
     config.rope_scaling = { rope_type: scaling, ...(factor !== undefined ? { factor } : {}), ...(original !== undefined ? { original_max_position_embeddings: original } : {}) };
@@ -188,6 +186,46 @@ export function ggufToHfConfigObject(file: GgufFile): Record<string, unknown> {
   const name = metaString(file, 'general.name');
   if (name !== undefined) config._name_or_path = name;
   return config;
+}
+
+/**
+ * Llama 3.1+ GGUF files carry llama3 RoPE scaling only as `rope_freqs.weight` (D/2 divisors of
+ * the frequencies), not as parameters. The converter (`conversion/llama.py`,
+ * generate_extra_tensors) computes them from factor, low/high_freq_factor and the original
+ * context (8192, 1, 4 in every Llama 3.x release). Rebuild those parameters: factor is the largest
+ * divisor; the others are the released values, accepted only if they reproduce every divisor.
+ */
+const LLAMA3_ROPE_DEFAULTS = Object.freeze({ low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 });
+/** rope_freqs is stored as f32; the recomputation is f64. */
+const ROPE_FREQS_TOLERANCE = 1e-5;
+
+function llama3RopeFromFreqFactors(file: GgufFile, info: GgufTensorInfo, theta: number, headDim: number): Record<string, unknown> {
+  if (info.ne.length !== 1 || info.ne[0] !== headDim / 2) {
+    throw new FormatError('rope_freqs.weight has the wrong shape', { file: file.path, field: ROPE_FREQS_TENSOR, expected: `[${headDim / 2}]`, got: `[${info.ne.join(', ')}]` });
+  }
+  const divisors = dequantizeGgml(info.type, readTensorBytes(file, info), info.ne[0], undefined, { file: file.path, field: ROPE_FREQS_TENSOR });
+  const factor = Math.max(...divisors);
+  const { low_freq_factor: low, high_freq_factor: high, original_max_position_embeddings: original } = LLAMA3_ROPE_DEFAULTS;
+  for (let i = 0; i < divisors.length; i++) {
+    const wavelen = (2 * Math.PI) / theta ** (-(2 * i) / headDim);
+    let expected: number;
+    if (wavelen < original / high) expected = 1;
+    else if (wavelen > original / low) expected = factor;
+    else {
+      const smooth = (original / wavelen - low) / (high - low);
+      expected = 1 / ((1 - smooth) / factor + smooth);
+    }
+    if (Math.abs(divisors[i] - expected) > ROPE_FREQS_TOLERANCE * expected) {
+      throw new UnsupportedError('rope_freqs.weight does not follow llama3 scaling with the released parameters', {
+        file: file.path,
+        field: `${ROPE_FREQS_TENSOR}[${i}]`,
+        expected: `${expected} (factor ${factor}, low ${low}, high ${high}, original context ${original})`,
+        got: String(divisors[i]),
+        hint: 'load the Hugging Face folder of this model instead (its config.json carries the rope parameters)',
+      });
+    }
+  }
+  return { rope_type: 'llama3', factor, ...LLAMA3_ROPE_DEFAULTS };
 }
 
 function tensorRows(file: GgufFile, name: string): number | undefined {
