@@ -35,6 +35,19 @@ const MIN_KV_BYTES = 8 + 1 + 4 + 1;
 const MIN_TENSOR_INFO_BYTES = 8 + 1 + 4 + 8 + 4 + 8;
 /** Header bytes read from disk at a time. */
 const READ_CHUNK = 1 << 20;
+/** Largest single readSync (Node refuses lengths of 2 GiB and more). */
+const MAX_READ_SYSCALL = 1 << 30;
+
+/** Fills target[0, length) from the file at `position`; returns the bytes read (< length only at end of file). */
+function readFully(fd: number, target: Uint8Array, length: number, position: number): number {
+  let got = 0;
+  while (got < length) {
+    const r = readSync(fd, target, got, Math.min(length - got, MAX_READ_SYSCALL), position + got);
+    if (r === 0) break;
+    got += r;
+  }
+  return got;
+}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -69,12 +82,8 @@ class HeaderCursor {
     if (this.pos >= this.bufStart && this.pos + n <= bufEnd) return this.pos - this.bufStart;
     const size = Math.min(Math.max(n, READ_CHUNK), this.remaining());
     if (this.store.length < size) this.store = Buffer.allocUnsafe(size);
-    let got = 0;
-    while (got < size) {
-      const r = readSync(this.fd, this.store, got, size - got, this.pos + got);
-      if (r === 0) throw this.fail('file shrank while reading', field, `${size} bytes`, `${got} bytes`);
-      got += r;
-    }
+    const got = readFully(this.fd, this.store, size, this.pos);
+    if (got < size) throw this.fail('file shrank while reading', field, `${size} bytes`, `${got} bytes`);
     this.bufStart = this.pos;
     this.buf = this.store.subarray(0, size);
     this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
@@ -335,13 +344,9 @@ export function readTensorBytes(file: GgufFile, info: GgufTensorInfo): Uint8Arra
     throw new IoError('cannot open GGUF file', { file: file.path, cause });
   }
   try {
-    let got = 0;
-    while (got < out.length) {
-      const r = readSync(fd, out, got, out.length - got, info.absoluteOffset + got);
-      if (r === 0) {
-        throw new FormatError('file is truncated', { file: file.path, field: `tensor ${info.name}`, offset: info.absoluteOffset + got, expected: `${info.nbytes} bytes`, got: `${got} bytes` });
-      }
-      got += r;
+    const got = readFully(fd, out, out.length, info.absoluteOffset);
+    if (got < out.length) {
+      throw new FormatError('file is truncated', { file: file.path, field: `tensor ${info.name}`, offset: info.absoluteOffset + got, expected: `${info.nbytes} bytes`, got: `${got} bytes` });
     }
   } finally {
     closeSync(fd);
