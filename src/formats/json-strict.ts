@@ -33,12 +33,10 @@ export function findDuplicateJsonKey(text: string): { key: string; object: strin
         expectKey = false;
       }
       i = j;
-    } else if (c === 0x7b /* { */) {
-      stack.push({ keys: new Set(), name: lastKey });
-      expectKey = true;
-    } else if (c === 0x5b /* [ */) {
-      stack.push({ keys: null, name: lastKey });
-      expectKey = false;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      const inArray = stack.length > 0 && stack[stack.length - 1].keys === null;
+      stack.push({ keys: c === 0x7b ? new Set() : null, name: inArray ? '[]' : lastKey });
+      expectKey = c === 0x7b;
     } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
       stack.pop();
       expectKey = false;
