@@ -3,7 +3,7 @@
 // against every x row). 8 independent v128 accumulators hide the FMA latency.
 // Not here: the packed-panel GEMM for larger M (gemm.ts), the 4-bit decoding itself (q4.ts).
 
-import { q4DecodeRow } from './q4';
+import { q4DecodeRow, q4DotRow } from './q4';
 
 @inline function fma(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
@@ -49,10 +49,17 @@ export function gemvF32(y: usize, ldy: i32, x: usize, w: usize, M: i32, K: i32, 
   }
 }
 
-/** As gemvF32 with w = dequant(4-bit weight at descriptor d); row: K f32 of thread scratch. */
+/**
+ * As gemvF32 with w = dequant(4-bit weight at descriptor d). M = 1 decodes and dots in registers;
+ * M > 1 decodes each row once into `row` (K f32 of thread scratch) and dots it with every x row.
+ */
 export function gemvQ4(y: usize, ldy: i32, x: usize, d: usize, M: i32, n0: i32, n1: i32, accumulate: i32, row: usize): void {
   const K = load<i32>(d, 12);
   const rowB = <usize>K * 4;
+  if (M == 1) {
+    for (let n = n0; n < n1; n++) storeY(y + (<usize>n << 2), q4DotRow(d, n, 0, K, x), accumulate);
+    return;
+  }
   for (let n = n0; n < n1; n++) {
     q4DecodeRow(d, n, 0, K, row);
     for (let m = 0; m < M; m++) storeY(y + (<usize>m * <usize>ldy + <usize>n) * 4, dotF32(x + <usize>m * rowB, row, K), accumulate);
