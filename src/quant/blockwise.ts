@@ -19,85 +19,54 @@
 import { ABSMAX_FLOOR, DYNAMIC_MAP_SIGNED_MIDPOINTS, FP4_MIDPOINTS_SORTED, FP4_SORTED_INDEX_TO_CODE, NF4_MIDPOINTS } from './codebooks.js';
 import type { Quant4Type, Quant4Weight } from './types.js';
 
-/** Largest block size the reference accepts (the scratch buffer of scaled values). */
-export const MAX_BLOCK_SIZE = 4096;
-
-const scaledScratch = new Float32Array(MAX_BLOCK_SIZE);
-
-/**
- * Scale one block x[start .. start+len) (minus `zero`) into scaledScratch[0..len) with the
- * torch-path rule above and return the absmax to store. `complete` selects reciprocal vs division.
- */
-function scaleBlock(x: ArrayLike<number>, start: number, len: number, zero: number, complete: boolean): number {
-  const s = scaledScratch;
+/** max |f32(x[i] - zero)| over x[start .. start+len): the block's absmax before any clamping. */
+function blockAbsmax(x: Float32Array, start: number, len: number, zero: number): number {
   let absmax = 0;
   if (zero === 0) {
-    for (let i = 0; i < len; i++) {
-      const a = Math.abs(x[start + i]);
+    for (let i = start; i < start + len; i++) {
+      const a = Math.abs(x[i]);
       if (a > absmax) absmax = a;
     }
   } else {
-    for (let i = 0; i < len; i++) {
-      const d = Math.fround(x[start + i] - zero);
-      s[i] = d;
-      const a = Math.abs(d);
+    for (let i = start; i < start + len; i++) {
+      const a = Math.abs(Math.fround(x[i] - zero));
       if (a > absmax) absmax = a;
     }
   }
-  const src = zero === 0 ? x : s;
-  const off = zero === 0 ? start : 0;
-  if (complete) {
-    // The f64 product of two f32 values is exact, so the Float32Array store rounds once, as f32
-    // does; clamping after rounding equals torch's clamp of the rounded product.
-    const r = Math.fround(1 / Math.max(absmax, ABSMAX_FLOOR));
-    for (let i = 0; i < len; i++) {
-      const v = src[off + i] * r;
-      s[i] = v > 1 ? 1 : v < -1 ? -1 : v;
-    }
-    return absmax;
-  }
-  const am = Math.max(absmax, ABSMAX_FLOOR);
-  for (let i = 0; i < len; i++) {
-    // f64 division rounded to f32 equals the f32 division (53 >= 2*24+2 bits: no double rounding).
-    const v = Math.fround(src[off + i] / am);
-    s[i] = v > 1 ? 1 : v < -1 ? -1 : v;
-  }
-  return am;
+  return absmax;
 }
 
-/** Number of NF4 midpoints strictly below s: a 4-level binary search over the 15 sorted thresholds. */
-function nf4Code(s: number, t: Float32Array): number {
-  let k = s > t[7] ? 8 : 0;
-  if (s > t[k + 3]) k += 4;
-  if (s > t[k + 1]) k += 2;
-  if (s > t[k]) k += 1;
-  return k;
+/**
+ * The torch-path scaled value of v in a block: complete blocks multiply by recip =
+ * f32(1 / max(absmax, 1e-38)), a partial last block divides by the clamped absmax `am`.
+ * Both give one correctly rounded f32 (the f64 product of two f32 values is exact; f64 division
+ * rounded to f32 has no double-rounding error since 53 >= 2*24 + 2), then clamp to [-1, 1].
+ */
+function scaled(v: number, complete: boolean, recip: number, am: number): number {
+  const s = complete ? Math.fround(v * recip) : Math.fround(v / am);
+  return s > 1 ? 1 : s < -1 ? -1 : s;
 }
 
-function writeNibble(packed: Uint8Array, i: number, code: number): void {
-  const j = i >> 1;
-  packed[j] = (i & 1) === 0 ? (code << 4) | (packed[j] & 0x0f) : (packed[j] & 0xf0) | code;
+/**
+ * Number of midpoints of a sorted 15-entry table strictly below s: a 4-level binary search. The
+ * thresholds are unpacked into locals once (f32 values held exactly as doubles), so the hot loop
+ * does no typed-array loads.
+ */
+function makeCode4(t: Float32Array, codeOfPosition: Uint8Array | null): (s: number) => number {
+  const [t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14] = Array.from(t);
+  const position = (s: number): number => (s > t7
+    ? (s > t11 ? (s > t13 ? (s > t14 ? 15 : 14) : s > t12 ? 13 : 12) : s > t9 ? (s > t10 ? 11 : 10) : s > t8 ? 9 : 8)
+    : s > t3 ? (s > t5 ? (s > t6 ? 7 : 6) : s > t4 ? 5 : 4) : s > t1 ? (s > t2 ? 3 : 2) : s > t0 ? 1 : 0);
+  if (codeOfPosition === null) return position;
+  return (s) => codeOfPosition[position(s)];
 }
 
-/** Codes of the len scaled values in scaledScratch, written at flat element positions at.. . */
-function emitCodes4(packed: Uint8Array, at: number, len: number, type: Quant4Type): void {
-  const s = scaledScratch;
-  let i = 0;
-  // Odd start: the first code goes in a low nibble.
-  if ((at & 1) === 1 && len > 0) {
-    const c = type === 'nf4' ? nf4Code(s[0], NF4_MIDPOINTS) : FP4_SORTED_INDEX_TO_CODE[nf4Code(s[0], FP4_MIDPOINTS_SORTED)];
-    writeNibble(packed, at, c);
-    i = 1;
-  }
-  if (type === 'nf4') {
-    for (; i + 1 < len; i += 2) packed[(at + i) >> 1] = (nf4Code(s[i], NF4_MIDPOINTS) << 4) | nf4Code(s[i + 1], NF4_MIDPOINTS);
-    if (i < len) writeNibble(packed, at + i, nf4Code(s[i], NF4_MIDPOINTS));
-  } else {
-    const m = FP4_SORTED_INDEX_TO_CODE;
-    const t = FP4_MIDPOINTS_SORTED;
-    for (; i + 1 < len; i += 2) packed[(at + i) >> 1] = (m[nf4Code(s[i], t)] << 4) | m[nf4Code(s[i + 1], t)];
-    if (i < len) writeNibble(packed, at + i, m[nf4Code(s[i], t)]);
-  }
+const nf4CodeOf = makeCode4(NF4_MIDPOINTS, null);
+const fp4CodeOf = makeCode4(FP4_MIDPOINTS_SORTED, FP4_SORTED_INDEX_TO_CODE);
+
+/** The 4-bit code of scaled value s: NF4 directly, FP4 through its sorted-position map. */
+function code4(s: number, fp4: boolean): number {
+  return fp4 ? fp4CodeOf(s) : nf4CodeOf(s);
 }
 
 /**
@@ -107,25 +76,45 @@ function emitCodes4(packed: Uint8Array, at: number, len: number, type: Quant4Typ
  */
 export function quantizeSegment4Ref(
   packed: Uint8Array, absmax: Float32Array, absmaxAt: number, zeros: Float32Array | null,
-  x: ArrayLike<number>, start: number, len: number, blockSize: number, type: Quant4Type,
+  x: Float32Array, start: number, len: number, blockSize: number, type: Quant4Type,
 ): void {
+  const fp4 = type === 'fp4';
   let b = absmaxAt;
   for (let off = 0; off < len; off += blockSize, b++) {
-    const bl = Math.min(blockSize, len - off);
+    const b0 = start + off;
+    const b1 = b0 + Math.min(blockSize, len - off);
     let zero = 0;
     if (zeros !== null) {
       let lo = Infinity;
       let hi = -Infinity;
-      for (let i = 0; i < bl; i++) {
-        const v = x[start + off + i];
+      for (let i = b0; i < b1; i++) {
+        const v = x[i];
         if (v < lo) lo = v;
         if (v > hi) hi = v;
       }
       zero = Math.fround(Math.fround(hi + lo) / 2);
       zeros[b] = zero;
     }
-    absmax[b] = scaleBlock(x, start + off, bl, zero, bl === blockSize);
-    emitCodes4(packed, start + off, bl, type);
+    const complete = b1 - b0 === blockSize;
+    const am = complete ? blockAbsmax(x, b0, b1 - b0, zero) : Math.max(blockAbsmax(x, b0, b1 - b0, zero), ABSMAX_FLOOR);
+    const recip = Math.fround(1 / Math.max(am, ABSMAX_FLOOR));
+    absmax[b] = am;
+    let i = b0;
+    if ((i & 1) === 1 && i < b1) { // a block starting at an odd index begins in a low nibble
+      packed[i >> 1] = (packed[i >> 1] & 0xf0) | code4(scaled(Math.fround(x[i] - zero), complete, recip, am), fp4);
+      i++;
+    }
+    if (zero === 0) {
+      for (; i + 1 < b1; i += 2) {
+        packed[i >> 1] = (code4(scaled(x[i], complete, recip, am), fp4) << 4) | code4(scaled(x[i + 1], complete, recip, am), fp4);
+      }
+    } else {
+      for (; i + 1 < b1; i += 2) {
+        const hi = code4(scaled(Math.fround(x[i] - zero), complete, recip, am), fp4);
+        packed[i >> 1] = (hi << 4) | code4(scaled(Math.fround(x[i + 1] - zero), complete, recip, am), fp4);
+      }
+    }
+    if (i < b1) packed[i >> 1] = (code4(scaled(Math.fround(x[i] - zero), complete, recip, am), fp4) << 4) | (packed[i >> 1] & 0x0f);
   }
 }
 
@@ -139,7 +128,7 @@ function padOddTail(packed: Uint8Array, n: number, type: Quant4Type): void {
  * nibble) and absmax[ceil(n/blockSize)]. Same signature as Kernels.quantizeBlockwise4.
  */
 export function quantizeBlockwise4Ref(
-  packed: Uint8Array, absmax: Float32Array, x: ArrayLike<number>, n: number, blockSize: number, type: Quant4Type,
+  packed: Uint8Array, absmax: Float32Array, x: Float32Array, n: number, blockSize: number, type: Quant4Type,
 ): void {
   quantizeSegment4Ref(packed, absmax, 0, null, x, 0, n, blockSize, type);
   padOddTail(packed, n, type);
@@ -152,7 +141,7 @@ export function quantizeBlockwise4Ref(
  */
 export function quantizeRows4Ref(
   packed: Uint8Array, absmax: Float32Array, zeros: Float32Array | null,
-  x: ArrayLike<number>, rows: number, cols: number, blockSize: number, type: Quant4Type, perChannel: boolean,
+  x: Float32Array, rows: number, cols: number, blockSize: number, type: Quant4Type, perChannel: boolean,
 ): void {
   const n = rows * cols;
   if (!perChannel) {
@@ -166,19 +155,21 @@ export function quantizeRows4Ref(
 
 /**
  * bitsandbytes quantize_blockwise with the 256-entry signed dynamic map (the nested stage of
- * double quantization): codes[n], blockAbsmax[ceil(n/blockSize)], same scaling rule.
+ * double quantization): codes[n], nestedAbsmax[ceil(n/blockSize)], same scaling rule.
  */
-export function quantizeBlockwise8Ref(codes: Uint8Array, blockAbsmax: Float32Array, a: ArrayLike<number>, n: number, blockSize: number): void {
-  const s = scaledScratch;
+export function quantizeBlockwise8Ref(codes: Uint8Array, nestedAbsmax: Float32Array, a: Float32Array, n: number, blockSize: number): void {
   const mid = DYNAMIC_MAP_SIGNED_MIDPOINTS;
   for (let off = 0, b = 0; off < n; off += blockSize, b++) {
-    const bl = Math.min(blockSize, n - off);
-    blockAbsmax[b] = scaleBlock(a, off, bl, 0, bl === blockSize);
-    for (let i = 0; i < bl; i++) {
-      const v = s[i];
+    const len = Math.min(blockSize, n - off);
+    const complete = len === blockSize;
+    const am = complete ? blockAbsmax(a, off, len, 0) : Math.max(blockAbsmax(a, off, len, 0), ABSMAX_FLOOR);
+    const recip = Math.fround(1 / Math.max(am, ABSMAX_FLOOR));
+    nestedAbsmax[b] = am;
+    for (let i = off; i < off + len; i++) {
+      const v = scaled(a[i], complete, recip, am);
       let k = 0;
       for (let step = 128; step >= 1; step >>= 1) if (v > mid[k + step - 1]) k += step;
-      codes[off + i] = k;
+      codes[i] = k;
     }
   }
 }
@@ -212,7 +203,14 @@ export function dequantizeRangeRef(out: Float32Array, w: Quant4Weight, i0: numbe
     const scale = blockScale(w, b);
     let o = i - i0;
     if (zeros === null) {
-      for (; i < end; i++, o++) out[o] = codebook[(i & 1) === 0 ? packed[i >> 1] >> 4 : packed[i >> 1] & 0x0f] * scale;
+      // The Float32Array store rounds the exact f64 product once: f32(codebook[q] * scale).
+      if ((i & 1) === 1) out[o++] = codebook[packed[i++ >> 1] & 0x0f] * scale;
+      for (; i + 1 < end; i += 2, o += 2) {
+        const byte = packed[i >> 1];
+        out[o] = codebook[byte >> 4] * scale;
+        out[o + 1] = codebook[byte & 0x0f] * scale;
+      }
+      if (i < end) out[o] = codebook[packed[i++ >> 1] >> 4] * scale;
     } else {
       const zero = zeros[b];
       for (; i < end; i++, o++) {
