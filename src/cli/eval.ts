@@ -1,0 +1,165 @@
+// `qlora eval MODEL --data FILE [--quant nf4|fp4|none] [--context N] [--stride N] [--max-tokens N]
+// [--kernels ref|wasm] [--threads N] [--json]`: loss and perplexity of a model over a text
+// dataset with strided windows (library: evaluatePerplexity in src/model/perplexity.ts).
+// Data: .txt (the whole file) or .jsonl (one object per line: a `text` field, or Alpaca
+// `instruction`/`input`/`output` rendered with the Alpaca prompt of FORMATS.md §13.5); documents
+// are joined with a blank line and tokenized once with the tokenizer's special tokens (BOS), as in
+// the Hugging Face perplexity recipe.
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { ConfigError, FormatError, IoError } from '../errors.js';
+import { createKernels } from '../kernels/index.js';
+import { loadModel } from '../model/load.js';
+import { evaluatePerplexity } from '../model/perplexity.js';
+import { resolveQuantizationConfig } from '../quant/config.js';
+
+interface EvalCliOptions {
+  data: string;
+  quant: 'nf4' | 'fp4' | 'none';
+  context?: string;
+  stride?: string;
+  maxTokens?: string;
+  kernels: 'ref' | 'wasm';
+  threads?: string;
+  json?: boolean;
+  progress: boolean;
+}
+
+const ALPACA_WITH_INPUT =
+  'Below is an instruction that describes a task, paired with an input that provides further context. Write a response that appropriately completes the request.\n\n### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n';
+const ALPACA_WITHOUT_INPUT =
+  'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n';
+
+function positiveInt(value: string | undefined, field: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new ConfigError('expected a positive integer', { field, got: value });
+  return n;
+}
+
+/** One JSONL record as evaluation text: its `text`, or the rendered Alpaca prompt + output. */
+function recordText(rec: unknown, file: string, line: number): string {
+  const where = { file, field: `line ${line}` };
+  if (typeof rec !== 'object' || rec === null || Array.isArray(rec)) throw new FormatError('JSONL line is not an object', { ...where, expected: '{"text": ...} or {"instruction", "input", "output"}' });
+  const r = rec as Record<string, unknown>;
+  if (typeof r.text === 'string') return r.text;
+  if (typeof r.instruction === 'string' && typeof r.output === 'string') {
+    const input = typeof r.input === 'string' ? r.input : '';
+    const prompt = input.length > 0
+      ? ALPACA_WITH_INPUT.replace('{instruction}', r.instruction).replace('{input}', input)
+      : ALPACA_WITHOUT_INPUT.replace('{instruction}', r.instruction);
+    return prompt + r.output;
+  }
+  throw new FormatError('JSONL record has no text', { ...where, expected: 'a string "text" field, or string "instruction" and "output" fields', got: Object.keys(r).join(', ') });
+}
+
+/** The evaluation text of a .txt or .jsonl file. */
+export function readEvalText(file: string): string {
+  let raw: string;
+  try {
+    raw = readFileSync(file, 'utf8');
+  } catch (cause) {
+    throw new IoError('cannot read the data file', { file, cause });
+  }
+  const ext = extname(file).toLowerCase();
+  if (ext === '.jsonl') {
+    const docs: string[] = [];
+    raw.split('\n').forEach((lineText, i) => {
+      if (lineText.trim().length === 0) return;
+      let rec: unknown;
+      try {
+        rec = JSON.parse(lineText);
+      } catch (cause) {
+        throw new FormatError('invalid JSON', { file, field: `line ${i + 1}`, cause });
+      }
+      docs.push(recordText(rec, file, i + 1));
+    });
+    return docs.join('\n\n');
+  }
+  if (ext === '.txt' || ext === '.text' || ext === '.md') return raw;
+  throw new ConfigError('unsupported data file type', { file, expected: '.txt or .jsonl', got: ext || '(no extension)' });
+}
+
+/** Characters per token assumed for the first try at tokenizing only a prefix (doubled as needed). */
+const PREFIX_CHARS_PER_TOKEN = 8;
+
+/**
+ * Token ids of `text`, or of its first `maxTokens` tokens: a growing prefix is tokenized instead
+ * of the whole file. Tokens near the cut may differ from a whole-text encoding, so the prefix is
+ * grown until it yields more tokens than needed and the surplus at the cut is dropped.
+ */
+function tokenizePrefix(tokenizer: { encode(text: string): number[] }, text: string, maxTokens: number | undefined): Int32Array {
+  if (maxTokens === undefined) return Int32Array.from(tokenizer.encode(text));
+  for (let chars = maxTokens * PREFIX_CHARS_PER_TOKEN; ; chars *= 2) {
+    const whole = chars >= text.length;
+    const ids = tokenizer.encode(whole ? text : text.slice(0, chars));
+    if (whole) return Int32Array.from(ids.slice(0, maxTokens));
+    if (ids.length > maxTokens + 16) return Int32Array.from(ids.slice(0, maxTokens));
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command('eval')
+    .description('loss and perplexity of a model over a .txt or .jsonl dataset (strided windows)')
+    .argument('<model>', 'Hugging Face model folder (f32/f16/bf16 or bnb-4bit) or .gguf file')
+    .requiredOption('--data <file>', '.txt, or .jsonl with "text" or Alpaca instruction/input/output records')
+    .addOption(new Option('--quant <type>', 'weight type to load the model with').choices(['nf4', 'fp4', 'none']).default('nf4'))
+    .option('--context <n>', 'window length in tokens (default: the model context)')
+    .option('--stride <n>', 'window step in tokens; each window scores only its new tokens (default: the context)')
+    .option('--max-tokens <n>', 'evaluate only the first N tokens of the dataset')
+    .addOption(new Option('--kernels <backend>', 'compute backend').choices(['wasm', 'ref']).default('wasm'))
+    .option('--threads <n>', 'compute threads (default: available cores)')
+    .option('--json', 'print one JSON record instead of text')
+    .option('--no-progress', 'no progress bar')
+    .action(async (modelPath: string, o: EvalCliOptions) => {
+      const text = readEvalText(o.data);
+      const kernels = await createKernels({ backend: o.kernels, threads: positiveInt(o.threads, '--threads') });
+      try {
+        const quant = o.quant === 'none' ? 'none' : resolveQuantizationConfig({ quantType: o.quant });
+        const tLoad = Date.now();
+        const model = await loadModel(modelPath, { kernels, quant });
+        const loadSeconds = (Date.now() - tLoad) / 1000;
+        try {
+          if (model.tokenizer === null) {
+            throw new ConfigError('the model has no tokenizer', { file: modelPath, hint: 'use a model folder with tokenizer.json' });
+          }
+          const tokens = tokenizePrefix(model.tokenizer, text, positiveInt(o.maxTokens, '--max-tokens'));
+          const bar = o.progress && process.stderr.isTTY
+            ? new cliProgress.SingleBar({
+              format: 'eval {bar} {percentage}% | {value}/{total} tokens | {rate} tok/s | ETA {eta_formatted}',
+              stream: process.stderr, hideCursor: true, etaBuffer: 20,
+            }, cliProgress.Presets.shades_classic)
+            : null;
+          const t0 = Date.now();
+          bar?.start(Math.max(1, tokens.length - 1), 0, { rate: '0' });
+          const r = evaluatePerplexity(model, tokens, {
+            context: positiveInt(o.context, '--context') ?? Math.min(model.config.maxPositionEmbeddings, 2048),
+            stride: positiveInt(o.stride, '--stride'),
+            onProgress: (scored) => bar?.update(scored, { rate: (scored / Math.max(1e-3, (Date.now() - t0) / 1000)).toFixed(1) }),
+          });
+          bar?.stop();
+          const seconds = (Date.now() - t0) / 1000;
+          const record = {
+            model: modelPath, data: o.data, quant: o.quant, kernels: kernels.name, threads: kernels.threads,
+            loss: r.loss, perplexity: r.perplexity, nll: r.nll, tokens: r.tokens, windows: r.windows, context: r.context, stride: r.stride,
+            load_seconds: loadSeconds, eval_seconds: seconds, tokens_per_s: r.tokens / Math.max(1e-9, seconds),
+          };
+          if (o.json === true) {
+            process.stdout.write(`${JSON.stringify(record)}\n`);
+          } else {
+            process.stdout.write(`loss ${r.loss.toFixed(4)}  perplexity ${r.perplexity.toFixed(4)}\n`);
+            process.stdout.write(`${r.tokens} tokens scored in ${r.windows} windows (context ${r.context}, stride ${r.stride}), ` +
+              `${seconds.toFixed(1)} s (${record.tokens_per_s.toFixed(1)} tokens/s), ${kernels.name} kernels x${kernels.threads}\n`);
+          }
+        } finally {
+          model.dispose();
+        }
+      } finally {
+        await kernels.dispose();
+      }
+    });
+}
