@@ -1,4 +1,4 @@
-// `qlora inspect FILE|DIR [--json]`: what a safetensors file (or sharded index), a Hugging Face model
+// `qlora inspect FILE|DIR... [--json]`: what a safetensors file (or sharded index), a Hugging Face model
 // folder or a GGUF file holds: architecture and dimensions, tensor count, dtype histogram,
 // parameter count, size, quantization. Reads headers and small JSON files only (plus the few-byte
 // bitsandbytes quant_state tensors), never tensor data. Prints an aligned table, or one JSON record.
@@ -345,10 +345,14 @@ export function register(program: Command): void {
   program
     .command('inspect')
     .description('show what a safetensors file, GGUF file or Hugging Face model folder holds')
-    .argument('<path>', 'a .safetensors file, a .gguf file, a sharded index .json, or a model folder')
-    .option('--json', 'print one JSON record instead of a table')
-    .action((path: string, opts: { json?: boolean }) => {
-      const report = inspectPath(path);
-      process.stdout.write(opts.json === true ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report));
+    .argument('<paths...>', '.safetensors files, .gguf files, sharded index .json files or model folders')
+    .option('--json', 'print a JSON record instead of a table (an array of records for several paths)')
+    .action((paths: string[], opts: { json?: boolean }) => {
+      const reports = paths.map(inspectPath);
+      if (opts.json === true) {
+        process.stdout.write(`${JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2)}\n`);
+      } else {
+        process.stdout.write(reports.map(renderReport).join('\n'));
+      }
     });
 }
