@@ -2,5 +2,6 @@
 // Each suite lives in its own file in this folder; add it here.
 import type { BenchSuite } from '../harness.js';
 import { kernelsSuite } from './kernels.js';
+import { quantSuite } from './quant.js';
 
-export const SUITES: BenchSuite[] = [kernelsSuite];
+export const SUITES: BenchSuite[] = [kernelsSuite, quantSuite];
