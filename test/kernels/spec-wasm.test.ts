@@ -1,6 +1,7 @@
-// The kernel spec suite (spec.ts) on the wasm backend.
-// TEMPORARY: the wasm backend (createKernels in src/kernels/index.ts, helper H4a) is not committed
-// yet; this file skips with an explicit message until it is, then runs defineKernelSpecs on it.
-import { describe } from 'node:test';
+// The kernel spec suite (spec.ts) on the wasm backend, with the pool at its default size (all
+// cores) and at one thread (no splitting), so both the split and the unsplit paths are covered.
+import { createKernels } from '../../src/kernels/index.js';
+import { defineKernelSpecs } from './spec.js';
 
-describe('kernel specs: wasm', { skip: 'wasm backend not committed yet (src/kernels/index.ts)' }, () => {});
+defineKernelSpecs('wasm', () => createKernels({ backend: 'wasm' }));
+defineKernelSpecs('wasm-1thread', () => createKernels({ backend: 'wasm', threads: 1 }));

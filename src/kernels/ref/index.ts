@@ -4,7 +4,7 @@
 // Buffers are ordinary Float32Arrays (no wasm memory); threads = 1.
 
 import { ShapeError } from '../../errors.js';
-import { dequantizeQ4RowsRef, MAX_BLOCK_SIZE, quantizeBlockwise4Ref } from '../../quant/blockwise.js';
+import { dequantizeQ4RowsRef, quantizeBlockwise4Ref } from '../../quant/blockwise.js';
 import type { Quant4Weight } from '../../quant/types.js';
 import type { AttentionDims, Kernels } from '../kernels.js';
 import { siluMulBackwardRef, siluMulForwardRef, softmaxRowsRef } from './act.js';
@@ -76,9 +76,7 @@ export class RefKernels implements Kernels {
 
   quantizeBlockwise4(packed: Uint8Array, absmax: Float32Array, x: Float32Array, n: number, blockSize: number, type: 'nf4' | 'fp4'): void {
     requireDims('quantizeBlockwise4', { n, blockSize });
-    if (blockSize === 0 || blockSize > MAX_BLOCK_SIZE) {
-      throw new ShapeError('quantizeBlockwise4: unsupported block size', { field: 'blockSize', expected: `1..${MAX_BLOCK_SIZE}`, got: String(blockSize) });
-    }
+    if (blockSize === 0) throw new ShapeError('quantizeBlockwise4: blockSize must be positive', { field: 'blockSize', expected: '> 0', got: '0' });
     requireLength('quantizeBlockwise4', 'x', x, n);
     requireLength('quantizeBlockwise4', 'packed', packed, Math.ceil(n / 2));
     requireLength('quantizeBlockwise4', 'absmax', absmax, Math.ceil(n / blockSize));

@@ -2,8 +2,8 @@
 // pool (pool.ts) over one shared WebAssembly.Memory (memory.ts); 4-bit weights are made resident
 // on first use (q4cache.ts). Arguments are checked with the same functions as the ref backend
 // (ref/check.ts), then the work is split by output rows or columns when it pays.
-// Kernels not yet ported to wasm run the reference implementation on the same buffers (correct,
-// single-threaded); they are marked "ref kernel" below.
+// The non-matmul kernels (norm, rope, activations, attention, loss, optimiser) are dispatched by
+// layers.ts; embedding lookup/scatter run the reference implementation on the same buffers.
 // Not here: module loading (module.ts), kernel arithmetic (assembly/), backend choice (../index.ts).
 
 import { ShapeError } from '../../errors.js';
@@ -12,6 +12,7 @@ import type { Quant4Weight } from '../../quant/types.js';
 import type { AttentionDims, Kernels } from '../kernels.js';
 import { RefKernels } from '../ref/index.js';
 import { checkBuffers, checkQuant4, requireDims, requireLength } from '../ref/check.js';
+import { LAYER_KERNEL_NAMES, LayerKernels } from './layers.js';
 import { WasmHeap, Staging } from './memory.js';
 import type { KernelModule } from './module.js';
 import { ThreadPool } from './pool.js';
@@ -19,7 +20,10 @@ import { wasmApi } from './wasm-api.js';
 import { Q4Cache } from './q4cache.js';
 
 /** Exports of assembly/index.ts the pool may call (worker function table, by index). */
-const KERNEL_NAMES = ['gemmF32', 'gemvF32', 'gemvQ4', 'q4DequantizeRows', 'quantizeBlockwise4'];
+const KERNEL_NAMES = [
+  'gemmF32', 'gemvF32', 'gemvQ4', 'q4DequantizeRows', 'quantizeBlockwise4',
+  ...LAYER_KERNEL_NAMES,
+];
 
 /** B-operand kinds of gemmF32 (assembly/gemm.ts). */
 const enum BKind { F32T = 0, F32N = 1, Q4T = 2, Q4N = 3 }
@@ -47,6 +51,7 @@ export class WasmKernels implements Kernels {
   private readonly pool: ThreadPool;
   private readonly q4: Q4Cache;
   private readonly ref = new RefKernels();
+  private readonly layers: LayerKernels;
   private readonly allocated = new WeakSet<Float32Array>();
   /** Per-thread GEMM scratch (packed panels + decoded row), thread t at scratch[t]. */
   private readonly scratch: number[];
@@ -60,6 +65,7 @@ export class WasmKernels implements Kernels {
     this.pool = pool;
     this.threads = pool.threads;
     this.q4 = new Q4Cache(heap, opts.residentWeightBytes ?? DEFAULT_RESIDENT_WEIGHT_BYTES);
+    this.layers = new LayerKernels(heap, pool, (n, flops, unit) => this.rowsOf(n, flops, unit));
     const scratchBytes = pool.exports.gemmScratchBytes();
     this.scratchFloats = 131072; // KC·NC of gemm.ts: the packed-panel area doubles as a GEMV row
     this.scratch = Array.from({ length: this.threads }, () => heap.alloc(scratchBytes));
@@ -252,7 +258,7 @@ export class WasmKernels implements Kernels {
     const M = 16, K = 96, N = 40;
     const bufs = Array.from({ length: T }, () => ({
       c: this.heap.alloc(M * N * 4), a: this.heap.alloc(M * K * 4), b: this.heap.alloc(N * K * 4),
-      x: this.heap.alloc(4096 * 4), p: this.heap.alloc(2048), am: this.heap.alloc(64 * 4),
+      x: this.heap.alloc(4096 * 4), p: this.heap.alloc(2048), am: this.heap.alloc(64 * 4), pos: this.heap.alloc(64 * 4),
     }));
     for (const u of bufs) {
       const a = this.heap.f32(u.a, M * K);
@@ -276,56 +282,60 @@ export class WasmKernels implements Kernels {
       this.pool.run('gemvQ4', all((u, t) => [u.c, N, u.a, d, 1, 0, N, 0, this.scratch[t]]));
       this.pool.run('q4DequantizeRows', all((u) => [d, 0, 8, u.x]));
       this.pool.run('quantizeBlockwise4', all((u) => [u.p, u.am, u.x, 4000, 64, 7, this.quantTables.nf4]));
+      this.layers.warmUp(bufs, rep);
     }
     this.q4.forget(w);
     for (const u of bufs) for (const off of Object.values(u).reverse()) this.heap.free(off);
   }
 
-  // ---- ref kernels (same buffers, single thread) -------------------------------------------------
+  // ---- layers: assembly/{norm,rope,act,attention,loss,optim}.ts via layers.ts ------------------
 
   rmsnormForward(out: Float32Array, rstd: Float32Array, x: Float32Array, weight: Float32Array, T: number, C: number, eps: number): void {
-    this.ref.rmsnormForward(out, rstd, x, weight, T, C, eps);
+    this.layers.rmsnormForward(out, rstd, x, weight, T, C, eps);
   }
   rmsnormBackward(dx: Float32Array, dweight: Float32Array | null, dout: Float32Array, x: Float32Array, weight: Float32Array, rstd: Float32Array, T: number, C: number): void {
-    this.ref.rmsnormBackward(dx, dweight, dout, x, weight, rstd, T, C);
+    this.layers.rmsnormBackward(dx, dweight, dout, x, weight, rstd, T, C);
   }
   rope(x: Float32Array, positions: Int32Array, cos: Float32Array, sin: Float32Array, T: number, nHeads: number, D: number, inverse: boolean, stride?: number): void {
-    this.ref.rope(x, positions, cos, sin, T, nHeads, D, inverse, stride);
+    this.layers.rope(x, positions, cos, sin, T, nHeads, D, inverse, stride);
   }
   siluMulForward(out: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
-    this.ref.siluMulForward(out, gate, up, n);
+    this.layers.siluMulForward(out, gate, up, n);
   }
   siluMulBackward(dgate: Float32Array, dup: Float32Array, dout: Float32Array, gate: Float32Array, up: Float32Array, n: number): void {
-    this.ref.siluMulBackward(dgate, dup, dout, gate, up, n);
+    this.layers.siluMulBackward(dgate, dup, dout, gate, up, n);
   }
   softmaxRows(x: Float32Array, rows: number, cols: number): void {
-    this.ref.softmaxRows(x, rows, cols);
+    this.layers.softmaxRows(x, rows, cols);
   }
   attentionForward(out: Float32Array, probs: Float32Array | null, q: Float32Array, k: Float32Array, v: Float32Array, dims: AttentionDims): void {
-    this.ref.attentionForward(out, probs, q, k, v, dims);
+    this.layers.attentionForward(out, probs, q, k, v, dims);
   }
   attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, dims: AttentionDims): void {
-    this.ref.attentionBackward(dq, dk, dv, dout, probs, q, k, v, dims);
+    this.layers.attentionBackward(dq, dk, dv, dout, probs, q, k, v, dims);
   }
+  crossEntropyForward(losses: Float32Array, logits: Float32Array, targets: Int32Array, T: number, V: number, ignoreIndex: number): { sum: number; count: number } {
+    return this.layers.crossEntropyForward(losses, logits, targets, T, V, ignoreIndex);
+  }
+  crossEntropyBackward(dlogits: Float32Array, logits: Float32Array, targets: Int32Array, T: number, V: number, ignoreIndex: number, scale: number): void {
+    this.layers.crossEntropyBackward(dlogits, logits, targets, T, V, ignoreIndex, scale);
+  }
+  sumSquares(x: Float32Array, n: number): number {
+    return this.layers.sumSquares(x, n);
+  }
+  scale(x: Float32Array, n: number, s: number): void {
+    this.layers.scale(x, n, s);
+  }
+  adamwStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, t: number): void {
+    this.layers.adamwStep(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, t);
+  }
+
+  // ---- ref kernels (row copies at memcpy speed through TypedArray.set; same buffers) -------------
+
   embeddingForward(out: Float32Array, table: Float32Array, ids: Int32Array, T: number, C: number): void {
     this.ref.embeddingForward(out, table, ids, T, C);
   }
   embeddingBackward(dtable: Float32Array, dout: Float32Array, ids: Int32Array, T: number, C: number): void {
     this.ref.embeddingBackward(dtable, dout, ids, T, C);
-  }
-  crossEntropyForward(losses: Float32Array, logits: Float32Array, targets: Int32Array, T: number, V: number, ignoreIndex: number): { sum: number; count: number } {
-    return this.ref.crossEntropyForward(losses, logits, targets, T, V, ignoreIndex);
-  }
-  crossEntropyBackward(dlogits: Float32Array, logits: Float32Array, targets: Int32Array, T: number, V: number, ignoreIndex: number, scale: number): void {
-    this.ref.crossEntropyBackward(dlogits, logits, targets, T, V, ignoreIndex, scale);
-  }
-  sumSquares(x: Float32Array, n: number): number {
-    return this.ref.sumSquares(x, n);
-  }
-  scale(x: Float32Array, n: number, s: number): void {
-    this.ref.scale(x, n, s);
-  }
-  adamwStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, t: number): void {
-    this.ref.adamwStep(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, t);
   }
 }

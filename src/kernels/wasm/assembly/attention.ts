@@ -1,0 +1,195 @@
+// Causal GQA attention forward and backward in SIMD128. Twin of src/kernels/ref/attention.ts,
+// where the math and the layouts are stated. Work is split in units the caller balances across
+// threads by cost (causal rows differ in length):
+//   forward, backward part 1: u = h·Tq + i, one query row of one head (writes out / dq row i);
+//   backward part 2:          u = g·Tk + j, one key row of one kv head (writes dk / dv row j,
+//                             summing over every query head of the group: no two threads write
+//                             the same row, so no reduction is needed).
+// The D dimension is vectorised: scores four keys at a time (one q load per four k loads, a
+// 4x4 transpose-add instead of four horizontal sums), weighted row sums with eight column
+// accumulators. Every loop over keys stays inside the visible range [keyStart, i + qOffset]:
+// masked keys are never read, so a NaN or Inf in an invisible cache row cannot leak as 0·x.
+
+import { dotF32 } from './gemv';
+import { expShiftSum, fmaF32x4, rowMax, scaleRow } from './vmath';
+
+/** dst[0..D) (+)= Σ_{n < count} wt[n·wtStrideB] · src[n·srcStride + d] (srcStride in elements, wt stride in bytes). */
+function weightedRowSum(dst: usize, wt: usize, wtStrideB: usize, src: usize, srcStride: i32, count: i32, D: i32, accumulate: bool): void {
+  const rowB = <usize>srcStride << 2;
+  let d = 0;
+  for (; d + 32 <= D; d += 32) {
+    const od = <usize>d << 2;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+    let s = src + od;
+    let w = wt;
+    for (let n = 0; n < count; n++, s += rowB, w += wtStrideB) {
+      const p = v128.load32_splat(w);
+      a0 = fmaF32x4(p, v128.load(s), a0);
+      a1 = fmaF32x4(p, v128.load(s, 16), a1);
+      a2 = fmaF32x4(p, v128.load(s, 32), a2);
+      a3 = fmaF32x4(p, v128.load(s, 48), a3);
+      a4 = fmaF32x4(p, v128.load(s, 64), a4);
+      a5 = fmaF32x4(p, v128.load(s, 80), a5);
+      a6 = fmaF32x4(p, v128.load(s, 96), a6);
+      a7 = fmaF32x4(p, v128.load(s, 112), a7);
+    }
+    const o = dst + od;
+    if (accumulate) {
+      a0 = f32x4.add(a0, v128.load(o)); a1 = f32x4.add(a1, v128.load(o, 16));
+      a2 = f32x4.add(a2, v128.load(o, 32)); a3 = f32x4.add(a3, v128.load(o, 48));
+      a4 = f32x4.add(a4, v128.load(o, 64)); a5 = f32x4.add(a5, v128.load(o, 80));
+      a6 = f32x4.add(a6, v128.load(o, 96)); a7 = f32x4.add(a7, v128.load(o, 112));
+    }
+    v128.store(o, a0); v128.store(o, a1, 16); v128.store(o, a2, 32); v128.store(o, a3, 48);
+    v128.store(o, a4, 64); v128.store(o, a5, 80); v128.store(o, a6, 96); v128.store(o, a7, 112);
+  }
+  for (; d + 4 <= D; d += 4) {
+    const od = <usize>d << 2;
+    let a = f32x4.splat(0);
+    let s = src + od;
+    let w = wt;
+    for (let n = 0; n < count; n++, s += rowB, w += wtStrideB) a = fmaF32x4(v128.load32_splat(w), v128.load(s), a);
+    if (accumulate) a = f32x4.add(a, v128.load(dst + od));
+    v128.store(dst + od, a);
+  }
+  for (; d < D; d++) {
+    const od = <usize>d << 2;
+    let a: f32 = 0;
+    let s = src + od;
+    let w = wt;
+    for (let n = 0; n < count; n++, s += rowB, w += wtStrideB) a += load<f32>(w) * load<f32>(s);
+    store<f32>(dst + od, accumulate ? load<f32>(dst + od) + a : a);
+  }
+}
+
+/** out[j] = scale · (x · y_j) for j in [j0, j1), y_j = y + j·yStride elements: four keys per step. */
+function dotRows(out: usize, x: usize, y: usize, yStride: i32, j0: i32, j1: i32, D: i32, scale: f32): void {
+  const rowB = <usize>yStride << 2;
+  let j = j0;
+  if ((D & 3) == 0) {
+    const sv = f32x4.splat(scale);
+    for (; j + 4 <= j1; j += 4) {
+      const y0 = y + <usize>j * rowB;
+      const y1 = y0 + rowB, y2 = y1 + rowB, y3 = y2 + rowB;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      for (let d = 0; d < D; d += 4) {
+        const o = <usize>d << 2;
+        const xv = v128.load(x + o);
+        a0 = fmaF32x4(xv, v128.load(y0 + o), a0);
+        a1 = fmaF32x4(xv, v128.load(y1 + o), a1);
+        a2 = fmaF32x4(xv, v128.load(y2 + o), a2);
+        a3 = fmaF32x4(xv, v128.load(y3 + o), a3);
+      }
+      // Transpose-add: lane k of the result is the full sum of a_k.
+      const t01 = f32x4.add(v128.shuffle<f32>(a0, a1, 0, 1, 4, 5), v128.shuffle<f32>(a0, a1, 2, 3, 6, 7));
+      const t23 = f32x4.add(v128.shuffle<f32>(a2, a3, 0, 1, 4, 5), v128.shuffle<f32>(a2, a3, 2, 3, 6, 7));
+      const r = f32x4.add(v128.shuffle<f32>(t01, t23, 0, 2, 4, 6), v128.shuffle<f32>(t01, t23, 1, 3, 5, 7));
+      v128.store(out + (<usize>j << 2), f32x4.mul(r, sv));
+    }
+  }
+  for (; j < j1; j++) store<f32>(out + (<usize>j << 2), dotF32(x, y + <usize>j * rowB, D) * scale);
+}
+
+@inline function visibleEnd(i: i32, qOffset: i32, Tk: i32): i32 {
+  return min(Tk, i + qOffset + 1);
+}
+
+/**
+ * out[i, h] = Σ_j softmax_j(q_i·k_j / sqrt(D)) v_j for units u = h·Tq + i in [u0, u1). probs
+ * (0 = not kept): [H, Tq, Tk] with exact zeros outside the visible range; scratch: Tk f32.
+ */
+export function attentionForwardRows(
+  out: usize, probs: usize, q: usize, k: usize, v: usize,
+  Tq: i32, Tk: i32, H: i32, Hkv: i32, D: i32, qOffset: i32, keyStart: i32, kvStride: i32,
+  u0: i32, u1: i32, scratch: usize,
+): void {
+  const group = H / Hkv;
+  const scale = <f32>(1 / Math.sqrt(<f64>D));
+  for (let u = u0; u < u1; u++) {
+    const h = u / Tq;
+    const i = u - h * Tq;
+    const kvo = <usize>(h / group) * <usize>D << 2;
+    const qo = (<usize>i * <usize>H + <usize>h) * <usize>D << 2;
+    const row = probs != 0 ? probs + (<usize>u * <usize>Tk << 2) : scratch;
+    const j0 = keyStart;
+    const j1 = visibleEnd(i, qOffset, Tk);
+    if (probs != 0) memory.fill(row, 0, <usize>Tk << 2);
+    if (j1 <= j0) {
+      memory.fill(out + qo, 0, <usize>D << 2);
+      continue;
+    }
+    dotRows(row, q + qo, k + kvo, kvStride, j0, j1, D, scale);
+    const vis = row + (<usize>j0 << 2);
+    const n = j1 - j0;
+    const m = rowMax(vis, n);
+    const sum = expShiftSum(vis, vis, n, m, 1);
+    scaleRow(vis, n, <f32>(1 / sum));
+    weightedRowSum(out + qo, vis, 4, v + kvo + (<usize>j0 * <usize>kvStride << 2), kvStride, n, D, false);
+  }
+}
+
+/**
+ * Backward part 1, units u = h·Tq + i in [u0, u1): dp_j = dout_i·v_j;
+ * ds[u, j] = p_j (dp_j − Σ p dp) / sqrt(D) into ds [H, Tq, Tk] (visible j only); dq_i += Σ_j ds_j k_j.
+ */
+export function attentionBackwardQ(
+  dq: usize, ds: usize, dout: usize, probs: usize, k: usize, v: usize,
+  Tq: i32, Tk: i32, H: i32, Hkv: i32, D: i32, qOffset: i32, keyStart: i32, kvStride: i32, u0: i32, u1: i32,
+): void {
+  const group = H / Hkv;
+  const scale = <f32>(1 / Math.sqrt(<f64>D));
+  for (let u = u0; u < u1; u++) {
+    const h = u / Tq;
+    const i = u - h * Tq;
+    const kvo = <usize>(h / group) * <usize>D << 2;
+    const qo = (<usize>i * <usize>H + <usize>h) * <usize>D << 2;
+    const prow = probs + (<usize>u * <usize>Tk << 2);
+    const srow = ds + (<usize>u * <usize>Tk << 2);
+    const j0 = keyStart;
+    const j1 = visibleEnd(i, qOffset, Tk);
+    if (j1 <= j0) continue;
+    dotRows(srow, dout + qo, v + kvo, kvStride, j0, j1, D, 1);
+    let pdp: f64 = 0;
+    for (let j = j0; j < j1; j++) pdp += <f64>(load<f32>(prow + (<usize>j << 2)) * load<f32>(srow + (<usize>j << 2)));
+    const pdpv = f32x4.splat(<f32>pdp);
+    const sv = f32x4.splat(scale);
+    let j = j0;
+    for (; j + 4 <= j1; j += 4) {
+      const o = <usize>j << 2;
+      v128.store(srow + o, f32x4.mul(f32x4.mul(v128.load(prow + o), f32x4.sub(v128.load(srow + o), pdpv)), sv));
+    }
+    for (; j < j1; j++) {
+      const o = <usize>j << 2;
+      store<f32>(srow + o, load<f32>(prow + o) * (load<f32>(srow + o) - <f32>pdp) * scale);
+    }
+    weightedRowSum(dq + qo, srow + (<usize>j0 << 2), 4, k + kvo + (<usize>j0 * <usize>kvStride << 2), kvStride, j1 - j0, D, true);
+  }
+}
+
+/**
+ * Backward part 2, units u = g·Tk + j in [u0, u1) (kv head g, key row j): for every query head h
+ * of group g and every query row i that sees j: dk_j += ds[h, i, j] q_i; dv_j += p[h, i, j] dout_i.
+ */
+export function attentionBackwardKV(
+  dk: usize, dv: usize, ds: usize, probs: usize, q: usize, dout: usize,
+  Tq: i32, Tk: i32, H: i32, Hkv: i32, D: i32, qOffset: i32, keyStart: i32, kvStride: i32, u0: i32, u1: i32,
+): void {
+  const group = H / Hkv;
+  const colB = <usize>Tk << 2;
+  const qStride = H * D;
+  for (let u = u0; u < u1; u++) {
+    const g = u / Tk;
+    const j = u - g * Tk;
+    if (j < keyStart) continue;
+    const i0 = max(0, j - qOffset);
+    if (i0 >= Tq) continue;
+    const kvRow = (<usize>j * <usize>kvStride + <usize>g * <usize>D) << 2;
+    for (let h = g * group; h < (g + 1) * group; h++) {
+      const cell = (<usize>(h * Tq + i0) * <usize>Tk + <usize>j) << 2;
+      const qo = (<usize>i0 * <usize>H + <usize>h) * <usize>D << 2;
+      weightedRowSum(dk + kvRow, ds + cell, colB, q + qo, qStride, Tq - i0, D, true);
+      weightedRowSum(dv + kvRow, probs + cell, colB, dout + qo, qStride, Tq - i0, D, true);
+    }
+  }
+}

@@ -1,0 +1,86 @@
+// Vector math shared by the norm, activation, loss and attention kernels (not exported from the
+// module: v128 values do not cross the JS boundary): FMA, a vectorised e^x, row max, and the
+// exp-and-sum of a shifted row. Not kernels themselves.
+
+@inline export function fmaF32x4(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(c, f32x4.mul(a, b));
+}
+
+// e^x for 4 lanes (Cephes expf): x = n·ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial,
+// 2^n by building the exponent bits. ~1 ulp on [-87.3, 88.7]; +inf above, 0 below (the f32
+// subnormal range is flushed: < 1.2e-38 absolute), NaN stays NaN.
+const EXP_HI: f32 = 88.3762626647949;
+const EXP_LO: f32 = -87.3365478515625;
+const EXP_OVERFLOW: f32 = 88.72283935546875;
+const LOG2E: f32 = 1.44269504088896341;
+const LN2_HI: f32 = 0.693359375;
+const LN2_LO: f32 = -2.12194440e-4;
+
+@inline export function expF32x4(x: v128): v128 {
+  const xc = f32x4.max(f32x4.min(x, f32x4.splat(EXP_HI)), f32x4.splat(EXP_LO));
+  const n = f32x4.nearest(f32x4.mul(xc, f32x4.splat(LOG2E)));
+  let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(LN2_HI)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(LN2_LO)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.3981999507e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(8.3334519073e-3));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(4.1665795894e-2));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(1.6666665459e-1));
+  p = f32x4.add(f32x4.mul(p, r), f32x4.splat(5.0000001201e-1));
+  p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
+  const pow2n = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  let y = f32x4.mul(p, pow2n);
+  y = v128.bitselect(f32x4.splat(Infinity), y, f32x4.gt(x, f32x4.splat(EXP_OVERFLOW)));
+  y = v128.bitselect(f32x4.splat(0), y, f32x4.lt(x, f32x4.splat(EXP_LO)));
+  return y;
+}
+
+@inline export function expF32(x: f32): f32 {
+  return f32x4.extract_lane(expF32x4(f32x4.splat(x)), 0);
+}
+
+/** max over x[0..n) (NaN if any element is NaN; −inf for n = 0). */
+export function rowMax(x: usize, n: i32): f32 {
+  let m = f32x4.splat(-Infinity);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) m = f32x4.max(m, v128.load(x + (<usize>j << 2)));
+  let s = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  for (; j < n; j++) s = max(s, load<f32>(x + (<usize>j << 2)));
+  return s;
+}
+
+/**
+ * Σ_j e^(x[j] − shift) over x[0..n), summed in f64 (vocabularies of 150k values); when dst != 0
+ * also stores dst[j] = e^(x[j] − shift) · mul (dst may equal x).
+ */
+export function expShiftSum(dst: usize, x: usize, n: i32, shift: f32, mul: f32): f64 {
+  let lo = f64x2.splat(0), hi = f64x2.splat(0);
+  const sh = f32x4.splat(shift);
+  const mv = f32x4.splat(mul);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const e = expF32x4(f32x4.sub(v128.load(x + o), sh));
+    lo = f64x2.add(lo, f64x2.promote_low_f32x4(e));
+    hi = f64x2.add(hi, f64x2.promote_low_f32x4(v128.shuffle<f32>(e, e, 2, 3, 0, 1)));
+    if (dst != 0) v128.store(dst + o, f32x4.mul(e, mv));
+  }
+  let s = (f64x2.extract_lane(lo, 0) + f64x2.extract_lane(lo, 1)) + (f64x2.extract_lane(hi, 0) + f64x2.extract_lane(hi, 1));
+  for (; j < n; j++) {
+    const o = <usize>j << 2;
+    const e = expF32(load<f32>(x + o) - shift);
+    s += <f64>e;
+    if (dst != 0) store<f32>(dst + o, e * mul);
+  }
+  return s;
+}
+
+/** x[0..n) *= s. */
+export function scaleRow(x: usize, n: i32, s: f32): void {
+  const sv = f32x4.splat(s);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) v128.store(x + (<usize>j << 2), f32x4.mul(v128.load(x + (<usize>j << 2)), sv));
+  for (; j < n; j++) store<f32>(x + (<usize>j << 2), load<f32>(x + (<usize>j << 2)) * s);
+}
+
