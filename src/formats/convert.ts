@@ -6,7 +6,7 @@ import { bf16BitsToF32, f16BitsToF32, DTYPE_BYTES, type DType } from './dtype.js
 import { ShapeError } from '../errors.js';
 
 /** True when typed arrays on this host are little-endian, so file bytes can be viewed directly. */
-const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+export const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** Exact 16-bit float decode tables (65,536 entries each), built on first use. */
 let f16Table: Float32Array | null = null;
@@ -48,7 +48,12 @@ export function bytesToF32(bytes: Uint8Array, dtype: DType, name = 'tensor'): Fl
     case 'F16':
     case 'BF16': {
       const t = table16(dtype);
-      for (let i = 0; i < n; i++) out[i] = t[view.getUint16(2 * i, true)];
+      if (HOST_LITTLE_ENDIAN && bytes.byteOffset % 2 === 0) {
+        const halves = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+        for (let i = 0; i < n; i++) out[i] = t[halves[i]];
+      } else {
+        for (let i = 0; i < n; i++) out[i] = t[view.getUint16(2 * i, true)];
+      }
       break;
     }
     case 'F64':

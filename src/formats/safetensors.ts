@@ -8,7 +8,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FormatError, IoError } from '../errors.js';
-import { bytesToF32 } from './convert.js';
+import { bytesToF32, HOST_LITTLE_ENDIAN } from './convert.js';
 import { dtypeBytes, type DType } from './dtype.js';
 import { isJsonObject, parseJsonStrict } from './json-strict.js';
 
@@ -293,15 +293,26 @@ export class SafetensorsReader implements TensorSource {
   }
 
   readBytes(name: string): Uint8Array {
-    const e = this.entry(name);
-    if (this.fd === -1) throw new IoError('reader is closed', { file: this.file, field: name });
-    const out = new Uint8Array(e.byteLength);
-    readExactly(this.fd, this.file, out, e.offset);
+    const out = new Uint8Array(this.entry(name).byteLength);
+    this.readInto(name, out);
     return out;
   }
 
   readF32(name: string): Float32Array {
-    return bytesToF32(this.readBytes(name), this.entry(name).dtype, name);
+    const e = this.entry(name);
+    if (e.dtype === 'F32' && HOST_LITTLE_ENDIAN) {
+      // Read straight into the result: no second copy of a possibly large tensor.
+      const out = new Float32Array(e.byteLength / 4);
+      this.readInto(name, new Uint8Array(out.buffer));
+      return out;
+    }
+    return bytesToF32(this.readBytes(name), e.dtype, name);
+  }
+
+  private readInto(name: string, target: Uint8Array): void {
+    const e = this.entry(name);
+    if (this.fd === -1) throw new IoError('reader is closed', { file: this.file, field: name });
+    readExactly(this.fd, this.file, target, e.offset);
   }
 
   close(): void {

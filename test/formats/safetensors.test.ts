@@ -13,8 +13,8 @@ import {
   writeShardedSafetensors,
   type TensorToWrite,
 } from '../../src/formats/safetensors.js';
-import { FormatError, ShapeError } from '../../src/errors.js';
-import { f32ToBf16Bits, f32ToF16Bits } from '../../src/formats/dtype.js';
+import { FormatError, IoError, ShapeError } from '../../src/errors.js';
+import { f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from '../../src/formats/dtype.js';
 import { fixture } from '../helpers/shared.js';
 
 const STORIES = fixture('models', 'stories260K', 'model.safetensors');
@@ -198,6 +198,20 @@ test('sharded write and read round trip through openCheckpoint', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('llama-2-tiny-random: F16 tensors decode exactly; a closed reader refuses reads', () => {
+  const r = SafetensorsReader.open(fixture('models', 'llama-2-tiny-random', 'hf', 'model.safetensors'));
+  const e = r.entry('model.embed_tokens.weight');
+  assert.equal(e.dtype, 'F16');
+  assert.deepEqual(e.shape, [32000, 8]);
+  const raw = r.readBytes(e.name);
+  const dv = new DataView(raw.buffer);
+  const f = r.readF32(e.name);
+  assert.equal(f.length, 256000);
+  for (let i = 0; i < f.length; i += 997) assert.equal(f[i], f16BitsToF32(dv.getUint16(2 * i, true)));
+  r.close();
+  assert.throws(() => r.readBytes(e.name), IoError);
 });
 
 test('openCheckpoint: file, folder, and a folder without weights', () => {
