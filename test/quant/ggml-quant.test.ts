@@ -137,8 +137,7 @@ test('Q4_K decodes a hand-built block by §7.5', () => {
   const sc = [1, 2, 3, 4, 17, 33, 50, 63];
   const m = [0, 5, 9, 13, 20, 40, 48, 63];
   const scales = packQ4kScales(sc, m);
-  const dv = new DataView(scales.buffer);
-  for (let s = 0; s < 8; s++) assert.deepEqual(q4kScaleMin(dv, 0, s), [sc[s], m[s]], `sub-block ${s}`);
+  for (let s = 0; s < 8; s++) assert.deepEqual(q4kScaleMin(scales, 0, s), [sc[s], m[s]], `sub-block ${s}`);
   const d = 0.0123, dmin = -0.0456;
   const qs = seededBytes(128, 7);
   const block = new Uint8Array(144);
@@ -203,4 +202,17 @@ test('bad input: unsupported types, sizes, non-finite values', () => {
   bad[5] = NaN;
   assert.throws(() => quantizeGgml(GgmlType.Q8_0, bad), (e: unknown) => e instanceof NumericError && e.offset === 5);
   assert.equal(hex(quantizeGgml(GgmlType.F16, Float32Array.of(NaN, Infinity))), '007e007c');
+});
+
+test('F16 decoding is exact for all 65536 bit patterns', () => {
+  const bytes = new Uint8Array(2 * 65536);
+  for (let h = 0; h < 65536; h++) {
+    bytes[2 * h] = h & 0xff;
+    bytes[2 * h + 1] = h >> 8;
+  }
+  const y = dequantizeGgml(GgmlType.F16, bytes, 65536);
+  for (let h = 0; h < 65536; h++) {
+    const want = f16BitsToF32(h);
+    if (!(Object.is(y[h], Math.fround(want)) || (Number.isNaN(want) && Number.isNaN(y[h])))) assert.fail(`f16 0x${h.toString(16)}: ${y[h]} vs ${want}`);
+  }
 });

@@ -33,43 +33,54 @@ function f16ToF32Table(): Float32Array {
   return f16Table;
 }
 
-const view = (src: Uint8Array): DataView => new DataView(src.buffer, src.byteOffset, src.byteLength);
+// Little-endian fields are assembled from bytes: endian-independent and, unlike DataView, fast
+// in V8 for element-by-element access.
+const u16 = (b: Uint8Array, p: number): number => b[p] | (b[p + 1] << 8);
+const i8 = (b: Uint8Array, p: number): number => (b[p] << 24) >> 24;
 
 /** Types dequantizeGgml accepts. */
 export const DEQUANTIZABLE_TYPES: readonly GgmlType[] = Object.freeze([
   GgmlType.F32, GgmlType.F16, GgmlType.BF16, GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.IQ4_NL, GgmlType.Q4_K, GgmlType.Q6_K,
 ]);
 
-function dequantF32(v: DataView, y: Float32Array, n: number): void {
-  for (let i = 0; i < n; i++) y[i] = v.getFloat32(4 * i, true);
-}
-
-function dequantF16(v: DataView, y: Float32Array, n: number): void {
-  const t = f16ToF32Table();
-  for (let i = 0; i < n; i++) y[i] = t[v.getUint16(2 * i, true)];
-}
-
-function dequantBf16(v: DataView, y: Float32Array, n: number): void {
+/** f32 and bf16 are decoded as bit patterns written through a u32 view of the output. */
+function dequantF32(b: Uint8Array, y: Float32Array, n: number): void {
   const bits = new Uint32Array(y.buffer, y.byteOffset, n);
-  for (let i = 0; i < n; i++) bits[i] = v.getUint16(2 * i, true) << 16;
+  for (let i = 0, p = 0; i < n; i++, p += 4) bits[i] = (b[p] | (b[p + 1] << 8) | (b[p + 2] << 16) | (b[p + 3] << 24)) >>> 0;
 }
 
-function dequantQ8_0(v: DataView, y: Float32Array, nb: number): void {
+/** F16 elements: normal numbers by re-biasing the exponent (112 = 127 - 15) in the bit pattern, which avoids a table gather per element; zeros, subnormals, Inf and NaN via the table. */
+function dequantF16(b: Uint8Array, y: Float32Array, n: number): void {
+  const table = new Uint32Array(f16ToF32Table().buffer);
+  const bits = new Uint32Array(y.buffer, y.byteOffset, n);
+  for (let i = 0; i < n; i++) {
+    const h = u16(b, 2 * i);
+    const e = h & 0x7c00;
+    bits[i] = e !== 0 && e !== 0x7c00 ? ((h & 0x8000) << 16) | (((h & 0x7fff) + (112 << 10)) << 13) : table[h];
+  }
+}
+
+function dequantBf16(b: Uint8Array, y: Float32Array, n: number): void {
+  const bits = new Uint32Array(y.buffer, y.byteOffset, n);
+  for (let i = 0; i < n; i++) bits[i] = u16(b, 2 * i) << 16;
+}
+
+function dequantQ8_0(b: Uint8Array, y: Float32Array, nb: number): void {
   const t = f16ToF32Table();
-  for (let b = 0, p = 0; b < nb; b++, p += 2 + QK32) {
-    const d = t[v.getUint16(p, true)];
-    for (let j = 0; j < QK32; j++) y[b * QK32 + j] = Math.fround(v.getInt8(p + 2 + j) * d);
+  for (let k = 0, p = 0; k < nb; k++, p += 2 + QK32) {
+    const d = t[u16(b, p)];
+    for (let j = 0; j < QK32; j++) y[k * QK32 + j] = Math.fround(i8(b, p + 2 + j) * d);
   }
 }
 
 /** Q4_0 and IQ4_NL share the block shape and nibble order; `codes` maps a nibble to its factor. */
-function dequantNibbles32(v: DataView, y: Float32Array, nb: number, codes: ArrayLike<number>): void {
+function dequantNibbles32(b: Uint8Array, y: Float32Array, nb: number, codes: ArrayLike<number>): void {
   const t = f16ToF32Table();
-  for (let b = 0, p = 0; b < nb; b++, p += 2 + QK32 / 2) {
-    const d = t[v.getUint16(p, true)];
-    const o = b * QK32;
+  for (let k = 0, p = 0; k < nb; k++, p += 2 + QK32 / 2) {
+    const d = t[u16(b, p)];
+    const o = k * QK32;
     for (let j = 0; j < QK32 / 2; j++) {
-      const q = v.getUint8(p + 2 + j);
+      const q = b[p + 2 + j];
       y[o + j] = Math.fround(codes[q & 0x0f] * d); // low nibble: element j
       y[o + j + QK32 / 2] = Math.fround(codes[q >> 4] * d); // high nibble: element j + 16
     }
@@ -78,41 +89,40 @@ function dequantNibbles32(v: DataView, y: Float32Array, nb: number, codes: Array
 
 const Q4_0_CODES = Int8Array.from({ length: 16 }, (_, q) => q - 8);
 
-function dequantQ4_1(v: DataView, y: Float32Array, nb: number): void {
+function dequantQ4_1(b: Uint8Array, y: Float32Array, nb: number): void {
   const t = f16ToF32Table();
-  for (let b = 0, p = 0; b < nb; b++, p += 4 + QK32 / 2) {
-    const d = t[v.getUint16(p, true)];
-    const m = t[v.getUint16(p + 2, true)];
-    const o = b * QK32;
+  for (let k = 0, p = 0; k < nb; k++, p += 4 + QK32 / 2) {
+    const d = t[u16(b, p)];
+    const m = t[u16(b, p + 2)];
+    const o = k * QK32;
     for (let j = 0; j < QK32 / 2; j++) {
-      const q = v.getUint8(p + 4 + j);
+      const q = b[p + 4 + j];
       y[o + j] = Math.fround(Math.fround((q & 0x0f) * d) + m);
       y[o + j + QK32 / 2] = Math.fround(Math.fround((q >> 4) * d) + m);
     }
   }
 }
 
-/** 6-bit scale and min of Q4_K sub-block s (ggml get_scale_min_k4). */
-export function q4kScaleMin(scales: DataView, at: number, s: number): [number, number] {
-  const g = (i: number): number => scales.getUint8(at + i);
-  if (s < 4) return [g(s) & 63, g(s + 4) & 63];
-  return [(g(s + 4) & 0x0f) | ((g(s - 4) >> 6) << 4), (g(s + 4) >> 4) | ((g(s) >> 6) << 4)];
+/** 6-bit scale and min of Q4_K sub-block s from the 12 `scales` bytes at `at` (ggml get_scale_min_k4). */
+export function q4kScaleMin(b: Uint8Array, at: number, s: number): [number, number] {
+  if (s < 4) return [b[at + s] & 63, b[at + s + 4] & 63];
+  return [(b[at + s + 4] & 0x0f) | ((b[at + s - 4] >> 6) << 4), (b[at + s + 4] >> 4) | ((b[at + s] >> 6) << 4)];
 }
 
-function dequantQ4_K(v: DataView, y: Float32Array, nb: number): void {
+function dequantQ4_K(b: Uint8Array, y: Float32Array, nb: number): void {
   const t = f16ToF32Table();
   const blockBytes = ggmlTypeTraits(GgmlType.Q4_K)!.blockBytes;
-  for (let b = 0, p = 0; b < nb; b++, p += blockBytes) {
-    const d = t[v.getUint16(p, true)];
-    const dmin = t[v.getUint16(p + 2, true)];
+  for (let k = 0, p = 0; k < nb; k++, p += blockBytes) {
+    const d = t[u16(b, p)];
+    const dmin = t[u16(b, p + 2)];
     for (let c = 0; c < 4; c++) {
-      const [sc1, m1] = q4kScaleMin(v, p + Q4K_SCALES_OFFSET, 2 * c);
-      const [sc2, m2] = q4kScaleMin(v, p + Q4K_SCALES_OFFSET, 2 * c + 1);
+      const [sc1, m1] = q4kScaleMin(b, p + Q4K_SCALES_OFFSET, 2 * c);
+      const [sc2, m2] = q4kScaleMin(b, p + Q4K_SCALES_OFFSET, 2 * c + 1);
       const d1 = Math.fround(d * sc1), mm1 = Math.fround(dmin * m1);
       const d2 = Math.fround(d * sc2), mm2 = Math.fround(dmin * m2);
-      const o = b * QK_K + 64 * c;
+      const o = k * QK_K + 64 * c;
       for (let l = 0; l < 32; l++) {
-        const q = v.getUint8(p + Q4K_QS_OFFSET + 32 * c + l);
+        const q = b[p + Q4K_QS_OFFSET + 32 * c + l];
         y[o + l] = Math.fround(Math.fround(d1 * (q & 0x0f)) - mm1);
         y[o + 32 + l] = Math.fround(Math.fround(d2 * (q >> 4)) - mm2);
       }
@@ -120,27 +130,27 @@ function dequantQ4_K(v: DataView, y: Float32Array, nb: number): void {
   }
 }
 
-function dequantQ6_K(v: DataView, y: Float32Array, nb: number): void {
+function dequantQ6_K(b: Uint8Array, y: Float32Array, nb: number): void {
   const t = f16ToF32Table();
   const blockBytes = ggmlTypeTraits(GgmlType.Q6_K)!.blockBytes;
-  for (let b = 0, p = 0; b < nb; b++, p += blockBytes) {
-    const d = t[v.getUint16(p + Q6K_D_OFFSET, true)];
+  for (let k = 0, p = 0; k < nb; k++, p += blockBytes) {
+    const d = t[u16(b, p + Q6K_D_OFFSET)];
     for (let h = 0; h < 2; h++) {
       const ql = p + 64 * h;
       const qh = p + QK_K / 2 + 32 * h;
       const sc = p + QK_K / 2 + QK_K / 4 + 8 * h;
-      const o = b * QK_K + 128 * h;
+      const o = k * QK_K + 128 * h;
       for (let l = 0; l < 32; l++) {
         const i = l >> 4;
-        const lo = v.getUint8(ql + l), hi = v.getUint8(ql + l + 32), qhl = v.getUint8(qh + l);
+        const lo = b[ql + l], hi = b[ql + l + 32], qhl = b[qh + l];
         const q1 = ((lo & 0x0f) | ((qhl & 3) << 4)) - 32;
         const q2 = ((hi & 0x0f) | (((qhl >> 2) & 3) << 4)) - 32;
         const q3 = ((lo >> 4) | (((qhl >> 4) & 3) << 4)) - 32;
         const q4 = ((hi >> 4) | (((qhl >> 6) & 3) << 4)) - 32;
-        y[o + l] = Math.fround(Math.fround(d * v.getInt8(sc + i)) * q1);
-        y[o + l + 32] = Math.fround(Math.fround(d * v.getInt8(sc + i + 2)) * q2);
-        y[o + l + 64] = Math.fround(Math.fround(d * v.getInt8(sc + i + 4)) * q3);
-        y[o + l + 96] = Math.fround(Math.fround(d * v.getInt8(sc + i + 6)) * q4);
+        y[o + l] = Math.fround(Math.fround(d * i8(b, sc + i)) * q1);
+        y[o + l + 32] = Math.fround(Math.fround(d * i8(b, sc + i + 2)) * q2);
+        y[o + l + 64] = Math.fround(Math.fround(d * i8(b, sc + i + 4)) * q3);
+        y[o + l + 96] = Math.fround(Math.fround(d * i8(b, sc + i + 6)) * q4);
       }
     }
   }
@@ -169,17 +179,16 @@ export function dequantizeGgml(type: GgmlType, src: Uint8Array, nElements: numbe
   }
   const y = dst ?? new Float32Array(nElements);
   if (y.length < nElements) throw new FormatError('output buffer too small', { ...where, expected: `${nElements} elements`, got: String(y.length) });
-  const v = view(src);
   switch (type) {
-    case GgmlType.F32: dequantF32(v, y, nElements); break;
-    case GgmlType.F16: dequantF16(v, y, nElements); break;
-    case GgmlType.BF16: dequantBf16(v, y, nElements); break;
-    case GgmlType.Q8_0: dequantQ8_0(v, y, nb); break;
-    case GgmlType.Q4_0: dequantNibbles32(v, y, nb, Q4_0_CODES); break;
-    case GgmlType.IQ4_NL: dequantNibbles32(v, y, nb, KVALUES_IQ4NL); break;
-    case GgmlType.Q4_1: dequantQ4_1(v, y, nb); break;
-    case GgmlType.Q4_K: dequantQ4_K(v, y, nb); break;
-    case GgmlType.Q6_K: dequantQ6_K(v, y, nb); break;
+    case GgmlType.F32: dequantF32(src, y, nElements); break;
+    case GgmlType.F16: dequantF16(src, y, nElements); break;
+    case GgmlType.BF16: dequantBf16(src, y, nElements); break;
+    case GgmlType.Q8_0: dequantQ8_0(src, y, nb); break;
+    case GgmlType.Q4_0: dequantNibbles32(src, y, nb, Q4_0_CODES); break;
+    case GgmlType.IQ4_NL: dequantNibbles32(src, y, nb, KVALUES_IQ4NL); break;
+    case GgmlType.Q4_1: dequantQ4_1(src, y, nb); break;
+    case GgmlType.Q4_K: dequantQ4_K(src, y, nb); break;
+    case GgmlType.Q6_K: dequantQ6_K(src, y, nb); break;
   }
   return y;
 }

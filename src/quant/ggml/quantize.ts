@@ -24,23 +24,29 @@ const IQ4NL_GROUP_MAX_EPS = fr(1e-15);
 /** quantize_iq4_nl searches scales (t + kvalues[0]) / max for t = -NTRY..NTRY. */
 const IQ4NL_NTRY = 7;
 
+/** Little-endian u16 store (byte writes: endian-independent and faster than DataView in V8). */
+function putU16(out: Uint8Array, p: number, v: number): void {
+  out[p] = v & 0xff;
+  out[p + 1] = v >>> 8;
+}
+
 /** C roundf: half away from zero. Exact in f64 for f32 inputs. */
 function roundHalfAway(x: number): number {
   return Math.sign(x) * Math.floor(Math.abs(x) + 0.5);
 }
 
 /** Q8_0 block: d = amax/127, q = roundf(x/d) (FORMATS.md §7.2). */
-function quantizeBlockQ8_0(x: Float32Array, o: number, out: DataView, p: number): void {
+function quantizeBlockQ8_0(x: Float32Array, o: number, out: Uint8Array, p: number): void {
   let amax = 0;
   for (let j = 0; j < QK32; j++) amax = Math.max(amax, Math.abs(x[o + j]));
   const d = fr(amax / 127);
   const id = d !== 0 ? fr(1 / d) : 0;
-  out.setUint16(p, f32ToF16Bits(d), true);
-  for (let j = 0; j < QK32; j++) out.setInt8(p + 2 + j, roundHalfAway(fr(x[o + j] * id)));
+  putU16(out, p, f32ToF16Bits(d));
+  for (let j = 0; j < QK32; j++) out[p + 2 + j] = roundHalfAway(fr(x[o + j] * id)) & 0xff;
 }
 
 /** Q4_0 block: d = (signed value of largest |x|) / -8, q = min(15, trunc(x/d + 8.5)) (§7.3). */
-function quantizeBlockQ4_0(x: Float32Array, o: number, out: DataView, p: number): void {
+function quantizeBlockQ4_0(x: Float32Array, o: number, out: Uint8Array, p: number): void {
   let amax = 0;
   let max = 0;
   for (let j = 0; j < QK32; j++) {
@@ -52,11 +58,11 @@ function quantizeBlockQ4_0(x: Float32Array, o: number, out: DataView, p: number)
   }
   const d = fr(max / -8); // an all-zero block gives -0.0, stored as f16 0x8000 like ggml
   const id = d !== 0 ? fr(1 / d) : 0;
-  out.setUint16(p, f32ToF16Bits(d), true);
+  putU16(out, p, f32ToF16Bits(d));
   for (let j = 0; j < QK32 / 2; j++) {
     const q0 = Math.min(15, Math.trunc(fr(fr(x[o + j] * id) + 8.5)));
     const q1 = Math.min(15, Math.trunc(fr(fr(x[o + j + QK32 / 2] * id) + 8.5)));
-    out.setUint8(p + 2 + j, q0 | (q1 << 4)); // low nibble: element j; high: element j + 16
+    out[p + 2 + j] = q0 | (q1 << 4); // low nibble: element j; high: element j + 16
   }
 }
 
@@ -75,54 +81,63 @@ export function bestIndexIq4nl(v: number): number {
   return fr(v - k[hi - 1]) < fr(k[hi] - v) ? hi - 1 : hi;
 }
 
-/** Weighted least-squares fit of indices L for inverse scale id: returns [sumqx, sumq2] (f32 accumulation). */
-function fitIq4nl(x: Float32Array, o: number, id: number, L: Uint8Array | null): [number, number] {
+/** Scratch of one IQ4_NL block: weights x^2 and the result of the last fit. */
+const iq4Weights = new Float32Array(QK32);
+let fitSumQ2 = 0;
+
+/**
+ * Weighted least-squares terms of the indices picked with inverse scale `id`: returns sumqx and
+ * leaves sumq2 in fitSumQ2 (no tuple allocation: this runs 16 times per block). f32 accumulation
+ * in element order, as ggml.
+ */
+function fitIq4nl(x: Float32Array, o: number, id: number): number {
   let sumqx = 0;
   let sumq2 = 0;
   for (let j = 0; j < QK32; j++) {
     const xj = x[o + j];
-    const l = bestIndexIq4nl(fr(id * xj));
-    if (L !== null) L[j] = l;
-    const q = KVALUES_IQ4NL[l];
-    const w = fr(xj * xj); // no importance matrix: weight = x^2
-    const wq = fr(w * q);
+    const q = KVALUES_IQ4NL[bestIndexIq4nl(fr(id * xj))];
+    const wq = fr(iq4Weights[j] * q);
     sumqx = fr(sumqx + fr(wq * xj));
     sumq2 = fr(sumq2 + fr(wq * q));
   }
-  return [sumqx, sumq2];
+  fitSumQ2 = sumq2;
+  return sumqx;
 }
 
 /** IQ4_NL block as llama-quantize writes it: quantize_row_iq4_nl_impl(32, 32, ntry = 7) (§7.4). */
-function quantizeBlockIq4nl(x: Float32Array, o: number, out: DataView, p: number, L: Uint8Array): void {
+function quantizeBlockIq4nl(x: Float32Array, o: number, out: Uint8Array, p: number, L: Uint8Array): void {
   let amax = 0;
   let max = 0;
   for (let j = 0; j < QK32; j++) {
-    const ax = Math.abs(x[o + j]);
+    const xj = x[o + j];
+    iq4Weights[j] = fr(xj * xj); // no importance matrix: weight = x^2
+    const ax = Math.abs(xj);
     if (ax > amax) {
       amax = ax;
-      max = x[o + j];
+      max = xj;
     }
   }
   let d = 0;
   if (amax >= IQ4NL_GROUP_MAX_EPS) {
     const k0 = KVALUES_IQ4NL[0];
     const d0 = fr(-max / k0);
-    let [sumqx, sumq2] = fitIq4nl(x, o, fr(1 / d0), L);
-    d = fr(sumqx / sumq2);
+    let sumqx = fitIq4nl(x, o, fr(1 / d0));
+    d = fr(sumqx / fitSumQ2);
     let best = fr(d * sumqx);
     for (let t = -IQ4NL_NTRY; t <= IQ4NL_NTRY; t++) {
-      [sumqx, sumq2] = fitIq4nl(x, o, fr((t + k0) / max), null);
+      sumqx = fitIq4nl(x, o, fr((t + k0) / max));
+      const sumq2 = fitSumQ2;
       if (sumq2 > 0 && fr(sumqx * sumqx) > fr(best * sumq2)) {
         d = fr(sumqx / sumq2);
         best = fr(d * sumqx);
       }
     }
   }
-  out.setUint16(p, f32ToF16Bits(d), true);
+  putU16(out, p, f32ToF16Bits(d));
   // Final indices are re-picked with the chosen (unrounded) scale.
   const id = d !== 0 ? fr(1 / d) : 0;
   for (let j = 0; j < QK32; j++) L[j] = bestIndexIq4nl(fr(id * x[o + j]));
-  for (let j = 0; j < QK32 / 2; j++) out.setUint8(p + 2 + j, L[j] | (L[j + QK32 / 2] << 4));
+  for (let j = 0; j < QK32 / 2; j++) out[p + 2 + j] = L[j] | (L[j + QK32 / 2] << 4);
 }
 
 function checkFinite(x: Float32Array, n: number, where?: { file?: string; field?: string }): void {
@@ -148,16 +163,24 @@ export function quantizeGgml(type: GgmlType, x: Float32Array, n = x.length, wher
   }
   const nb = n / traits.blockElems;
   const bytes = new Uint8Array(nb * traits.blockBytes);
-  const out = new DataView(bytes.buffer);
+  const out = bytes;
   switch (type) {
-    case GgmlType.F32:
-      for (let i = 0; i < n; i++) out.setFloat32(4 * i, x[i], true);
+    case GgmlType.F32: {
+      const bits = new Uint32Array(x.buffer, x.byteOffset, n);
+      for (let i = 0; i < n; i++) {
+        const u = bits[i];
+        out[4 * i] = u & 0xff;
+        out[4 * i + 1] = (u >>> 8) & 0xff;
+        out[4 * i + 2] = (u >>> 16) & 0xff;
+        out[4 * i + 3] = u >>> 24;
+      }
       return bytes;
+    }
     case GgmlType.F16:
-      for (let i = 0; i < n; i++) out.setUint16(2 * i, f32ToF16Bits(x[i]), true);
+      for (let i = 0; i < n; i++) putU16(out, 2 * i, f32ToF16Bits(x[i]));
       return bytes;
     case GgmlType.BF16:
-      for (let i = 0; i < n; i++) out.setUint16(2 * i, f32ToBf16Bits(x[i]), true);
+      for (let i = 0; i < n; i++) putU16(out, 2 * i, f32ToBf16Bits(x[i]));
       return bytes;
     default:
       break;
