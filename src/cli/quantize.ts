@@ -7,6 +7,8 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../errors.js';
+import { createKernels } from '../kernels/index.js';
+import type { Kernels } from '../kernels/kernels.js';
 import { DEFAULT_SKIP_MODULES, resolveQuantizationConfig, type FloatKind } from '../quant/config.js';
 import { QUANT_STORAGE_DTYPES, type QuantStorage } from '../quant/bnb-checkpoint.js';
 import { DEFAULT_MAX_SHARD_BYTES, quantizeCheckpoint, type QuantizeProgress } from '../quant/quantize-checkpoint.js';
@@ -23,6 +25,7 @@ interface QuantizeCliOptions {
   quantStorage: string;
   maxShardSize: string;
   progress: boolean;
+  kernels: 'wasm' | 'ref';
 }
 
 const MB = 1024 * 1024;
@@ -54,7 +57,8 @@ export function register(program: Command): void {
     .addOption(new Option('--quant-storage <dtype>', 'bnb_4bit_quant_storage (dtype the packed bytes are stored as)').choices(Object.keys(QUANT_STORAGE_DTYPES)).default('uint8'))
     .option('--max-shard-size <bytes>', 'split model.safetensors into shards above this many bytes', String(DEFAULT_MAX_SHARD_BYTES))
     .option('--no-progress', 'no progress bar')
-    .action((modelDir: string, o: QuantizeCliOptions) => {
+    .addOption(new Option('--kernels <backend>', 'wasm: SIMD quantizer (falls back to the reference when unavailable); ref: the plain reference').choices(['wasm', 'ref']).default('wasm'))
+    .action(async (modelDir: string, o: QuantizeCliOptions) => {
       const config = resolveQuantizationConfig({
         quantType: o.quant,
         blockSize: integerOption(o.blockSize, '--block-size'),
@@ -77,14 +81,26 @@ export function register(program: Command): void {
         if (bar.getTotal() !== p.totalBytes) bar.start(p.totalBytes, 0, payload);
         bar.update(p.doneBytes, payload);
       };
+      // The library's reference quantizer is the default; the wasm kernel (tested equal to it) is
+      // used when it loads here. RefKernels would only wrap the same reference, so it is not created.
+      let kernels: Kernels | null = null;
+      if (o.kernels === 'wasm') {
+        try {
+          kernels = await createKernels({ backend: 'wasm' });
+        } catch (err) {
+          process.stderr.write(`qlora: wasm kernels unavailable (${err instanceof Error ? err.message : String(err)}); using the reference quantizer\n`);
+        }
+      }
       let report;
       try {
         report = quantizeCheckpoint(modelDir, o.out, {
           config, force: o.force === true, quantStorage: o.quantStorage as QuantStorage,
           maxShardBytes: integerOption(o.maxShardSize, '--max-shard-size'), onProgress,
+          blockwise4: kernels === null ? undefined : kernels.quantizeBlockwise4.bind(kernels),
         });
       } finally {
         bar?.stop();
+        await kernels?.dispose();
       }
       const seconds = (Date.now() - t0) / 1000;
       const lines = [

@@ -22,7 +22,7 @@ import { bnbQuantizationConfig, bnbTensorsFor, type QuantStorage } from './bnb-c
 import { compilePattern, DEFAULT_SKIP_MODULES, planModuleQuantization, resolveQuantizationConfig, type FloatKind, type ModulePlan, type QuantizationConfig } from './config.js';
 import { dumpPythonJson, JsonNumberText, parsePreservingNumbers, PyFloat, type PyJson } from './py-json.js';
 import type { TorchFloatDtype } from './quant-state.js';
-import { quantizeTensor, type QuantizedTensor } from './quantized-tensor.js';
+import { quantizeTensor, type Blockwise4Quantizer, type QuantizedTensor } from './quantized-tensor.js';
 
 /** transformers' default max_shard_size ("5GB"). */
 export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
@@ -51,6 +51,8 @@ export interface QuantizeCheckpointOptions {
   maxShardBytes?: number;
   packedCacheBytes?: number;
   onProgress?: (p: QuantizeProgress) => void;
+  /** Fast blockwise quantizer (Kernels.quantizeBlockwise4); default: the reference. */
+  blockwise4?: Blockwise4Quantizer;
 }
 
 export interface QuantizeCheckpointReport {
@@ -181,7 +183,7 @@ function convert(
   const quantize = (p: Planned): QuantizedTensor => {
     if (p.plan.action !== 'quant4') throw new Error('unreachable');
     return quantizeTensor(source.readF32(p.name), p.shape, p.plan.settings, {
-      name: p.name, sourceDtype: TORCH_DTYPE_OF[p.dtype], allowNonFinite: config.allowNonFinite,
+      name: p.name, sourceDtype: TORCH_DTYPE_OF[p.dtype], allowNonFinite: config.allowNonFinite, blockwise4: opts.blockwise4,
     });
   };
 

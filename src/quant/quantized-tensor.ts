@@ -24,7 +24,15 @@ export interface QuantizeTensorOptions {
   sourceDtype?: TorchFloatDtype;
   /** See QuantizationConfig.allowNonFinite. Default false: NaN/Inf is a NumericError. */
   allowNonFinite?: boolean;
+  /**
+   * A fast twin of quantizeBlockwise4Ref (e.g. Kernels.quantizeBlockwise4 of the wasm backend,
+   * tested equal to the reference by the kernel tests), used for the blockwise symmetric layout.
+   */
+  blockwise4?: Blockwise4Quantizer;
 }
+
+/** The signature of quantizeBlockwise4Ref and Kernels.quantizeBlockwise4. */
+export type Blockwise4Quantizer = (packed: Uint8Array, absmax: Float32Array, x: Float32Array, n: number, blockSize: number, type: Quant4Type) => void;
 
 /** rows x cols view of a torch shape; ShapeError for 0-d and empty tensors. */
 export function matrixView(shape: readonly number[], name = 'tensor'): { rows: number; cols: number; numel: number } {
@@ -221,7 +229,8 @@ export function quantizeTensor(x: Float32Array, shape: readonly number[], settin
   const packed = new Uint8Array(Math.ceil(numel / 2));
   const absmax = new Float32Array(nb);
   const zeros = zeroPoint ? new Float32Array(nb) : null;
-  quantizeRows4Ref(packed, absmax, zeros, data, rows, cols, blockSize, quantType, perChannel);
+  if (opts.blockwise4 !== undefined && !perChannel && zeros === null) opts.blockwise4(packed, absmax, data, numel, blockSize, quantType);
+  else quantizeRows4Ref(packed, absmax, zeros, data, rows, cols, blockSize, quantType, perChannel);
   const dq = settings.doubleQuant ? doubleQuantize(absmax) : null;
   return new QuantizedTensor(shape, opts.sourceDtype ?? 'float32', settings, packed, dq === null ? absmax : null, dq, zeros, undefined, name);
 }
