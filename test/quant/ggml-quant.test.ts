@@ -7,7 +7,7 @@ import { fixture } from '../helpers/shared.js';
 import { NumericError, UnsupportedError } from '../../src/errors.js';
 import { readGgufFile, readTensorBytes, ggufTensor } from '../../src/formats/gguf/reader.js';
 import { f32ToF16Bits, f16BitsToF32 } from '../../src/formats/dtype.js';
-import { GgmlType, bestIndexIq4nl, dequantizeGgml, ggmlTypeName, q4kScaleMin, quantizeGgml, tensorToF32 } from '../../src/quant/ggml/index.js';
+import { GgmlType, bestIndexIq4nl, bestIndexIq4nlRef, dequantizeGgml, ggmlTypeName, q4kScaleMin, quantizeGgml, tensorToF32 } from '../../src/quant/ggml/index.js';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 const ramp = Float32Array.from({ length: 32 }, (_, j) => j - 16);
@@ -45,6 +45,32 @@ test('IQ4_NL nearest-index search: bounds, midpoints, ties go up', () => {
   assert.equal(bestIndexIq4nl(-4.5), 8); // exact tie between -10 and 1 -> upper
   assert.equal(bestIndexIq4nl(-4.6), 7);
   assert.equal(bestIndexIq4nl(101), 15); // tie between 89 and 113 -> upper
+});
+
+test('IQ4_NL table search equals the literal ggml search around every midpoint and on random values', () => {
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  const check = (v: number): void => {
+    if (bestIndexIq4nl(v) !== bestIndexIq4nlRef(v)) assert.fail(`v = ${v}: ${bestIndexIq4nl(v)} vs ${bestIndexIq4nlRef(v)}`);
+  };
+  const k = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+  const points = [...k, ...k.slice(1).map((b, i) => (k[i] + b) / 2), 0];
+  for (const p of points) {
+    for (const sign of [1, -1]) {
+      f[0] = p;
+      const base = u[0];
+      for (let d = -2000; d <= 2000; d++) {
+        u[0] = base + d;
+        check(sign * f[0]);
+      }
+    }
+  }
+  let s = 12345;
+  for (let i = 0; i < 200000; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    check(Math.fround((s / 2 ** 32 - 0.5) * 300));
+  }
+  for (const v of [-0, 1e-40, -1e-40, 1e-30, Infinity, -Infinity, NaN]) check(v);
 });
 
 const GGUF = (name: string): string => fixture('gguf', name);

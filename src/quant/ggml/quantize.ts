@@ -66,8 +66,12 @@ function quantizeBlockQ4_0(x: Float32Array, o: number, out: Uint8Array, p: numbe
   }
 }
 
-/** Index of the IQ4_NL table entry nearest to v; an exact tie goes to the upper entry (ggml best_index_int8). */
-export function bestIndexIq4nl(v: number): number {
+/**
+ * Index of the IQ4_NL table entry nearest to v; an exact tie goes to the upper entry. Literal port
+ * of ggml best_index_int8 (binary search, then f32 distances): the reference twin of
+ * bestIndexIq4nl.
+ */
+export function bestIndexIq4nlRef(v: number): number {
   const k = KVALUES_IQ4NL;
   if (v <= k[0]) return 0;
   if (v >= k[15]) return 15;
@@ -79,6 +83,28 @@ export function bestIndexIq4nl(v: number): number {
     else lo = mid;
   }
   return fr(v - k[hi - 1]) < fr(k[hi] - v) ? hi - 1 : hi;
+}
+
+/**
+ * bestIndexIq4nl by table: the index is the number of midpoints (k[i] + k[i+1]) / 2 that are <= v.
+ * The table entries are integers, so every midpoint is a multiple of 1/2 and floor(2v) decides.
+ * The f32 distances of the reference compare like exact ones: near a midpoint both distances are
+ * exactly representable, and away from it rounding cannot reorder them (tested exhaustively
+ * around every midpoint against bestIndexIq4nlRef).
+ */
+const IQ4NL_LO = KVALUES_IQ4NL[0];
+const IQ4NL_HI = KVALUES_IQ4NL[15];
+const IQ4NL_INDEX_BY_HALF = Uint8Array.from({ length: 2 * (IQ4NL_HI - IQ4NL_LO) + 1 }, (_, j) => {
+  const v = IQ4NL_LO + j / 2;
+  let count = 0;
+  for (let i = 0; i < 15; i++) if ((KVALUES_IQ4NL[i] + KVALUES_IQ4NL[i + 1]) / 2 <= v) count++;
+  return count;
+});
+
+export function bestIndexIq4nl(v: number): number {
+  if (v <= IQ4NL_LO) return 0;
+  if (!(v < IQ4NL_HI)) return 15; // NaN lands here too, as in the reference
+  return IQ4NL_INDEX_BY_HALF[Math.floor(2 * (v - IQ4NL_LO))];
 }
 
 /** Scratch of one IQ4_NL block: weights x^2 and the result of the last fit. */
