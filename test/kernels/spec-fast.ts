@@ -144,6 +144,73 @@ export function fastSpecs(ctx: SpecContext): void {
       }
     });
 
+    it(`work large enough to be split over the pool's threads matches the reference`, () => {
+      // Sizes chosen to exceed the wasm backend's split threshold (~4e6 flop-equivalents per
+      // thread) for every kernel, so multi-thread shares and their boundaries are exercised.
+      const [T, C] = [1200, 1152];
+      const x = randF32(r, T * C, -2, 2);
+      const w = randF32(r, C);
+      const dout = randF32(r, T * C);
+      compare('rmsnorm split', both(ctx, (k, f) => {
+        const rstd = f(T);
+        const out = f(T * C);
+        k.rmsnormForward(out, rstd, f(x), f(w), T, C, 1e-6);
+        const dx = f(T * C);
+        const dw = f(C);
+        k.rmsnormBackward(dx, dw, f(dout), f(x), f(w), rstd, T, C);
+        return [out, rstd, dx, dw];
+      }), TOL_FAST.rmsnorm);
+      const { cos, sin } = ropeTables(600, 64);
+      const positions = randInts(r, 600, 600);
+      compare('rope split', both(ctx, (k, f) => {
+        const a = f(x.subarray(0, 600 * 36 * 64));
+        k.rope(a, positions, f(cos), f(sin), 600, 36, 64, false);
+        return [a];
+      }), TOL_FAST.rope);
+      const n = 400003;
+      compare('siluMul split', both(ctx, (k, f) => {
+        const out = f(n);
+        k.siluMulForward(out, f(x.subarray(0, n)), f(dout.subarray(0, n)), n);
+        const dg = f(n);
+        const du = f(n);
+        k.siluMulBackward(dg, du, f(dout.subarray(n, 2 * n)), f(x.subarray(0, n)), f(dout.subarray(0, n)), n);
+        const sm = f(x.subarray(0, 40 * 9001));
+        k.softmaxRows(sm, 40, 9001);
+        return [out, dg, du, sm];
+      }), TOL_FAST.siluMul);
+      const c = { Tq: 128, Tk: 128, H: 4, Hkv: 2, D: 64, qOffset: 0, keyStart: 3 };
+      const q = randF32(r, c.Tq * c.H * c.D);
+      const kv = randF32(r, kvLen(c));
+      compare('attention split', both(ctx, (k, f) => {
+        const out = f(q.length);
+        const probs = f(c.H * c.Tq * c.Tk);
+        k.attentionForward(out, probs, f(q), f(kv), f(kv.map((e) => -e)), dims(c));
+        const [dq, dk, dv] = [f(q.length), f(kv.length), f(kv.length)];
+        k.attentionBackward(dq, dk, dv, f(dout.subarray(0, q.length)), probs, f(q), f(kv), f(kv.map((e) => -e)), dims(c));
+        return [out, probs, dq, dk, dv];
+      }), TOL_FAST.attention);
+      const [Tc, V] = [70, 5003];
+      const targets = randInts(r, Tc, V);
+      compare('crossEntropy split', both(ctx, (k, f) => {
+        const losses = f(Tc);
+        const lb = f(x.subarray(0, Tc * V));
+        k.crossEntropyForward(losses, lb, targets, Tc, V, -100);
+        const dl = f(Tc * V);
+        k.crossEntropyBackward(dl, lb, targets, Tc, V, -100, 1 / Tc);
+        return [losses, dl];
+      }), TOL_FAST.crossEntropy);
+      const big = T * C * 3;
+      const p = randF32(r, big);
+      compare('optimiser split', both(ctx, (k, f) => {
+        const pb = f(p);
+        const m = f(big);
+        const v = f(big);
+        k.adamwStep(pb, f(p.map((e) => e * 0.5)), m, v, big, 1e-3, 0.9, 0.999, 1e-8, 0.01, 1);
+        k.scale(pb, big, 0.75);
+        return [pb, m, v, new Float32Array([k.sumSquares(pb, big)])];
+      }), TOL_FAST.adamw);
+    });
+
     it('cross-entropy, embedding and the optimiser kernels', () => {
       const [T, V] = [6, 5003];
       const logits = randF32(r, T * V, -8, 8);

@@ -72,6 +72,11 @@ export function attentionBackwardRef(dq: Float32Array, dk: Float32Array, dv: Flo
   const g = attentionGeometry(dims);
   const { Tq, Tk, H, D, kvStride } = g;
   const ds = new Float64Array(Tk);
+  const dqRow = new Float64Array(D);
+  // dk/dv rows collect one term per query row that sees them: summed in f64, added once.
+  const kvLen = Tk === 0 ? 0 : (Tk - 1) * kvStride + g.Hkv * D;
+  const dkAcc = new Float64Array(kvLen);
+  const dvAcc = new Float64Array(kvLen);
   for (let h = 0; h < H; h++) {
     const kvo = Math.floor(h / g.group) * D;
     for (let i = 0; i < Tq; i++) {
@@ -85,16 +90,22 @@ export function attentionBackwardRef(dq: Float32Array, dk: Float32Array, dv: Flo
         ds[j] = dp;
         pdp += probs[po + j] * dp;
       }
+      dqRow.fill(0);
       for (let j = j0; j < j1; j++) {
         const pj = probs[po + j];
         const dsj = pj * (ds[j] - pdp) * g.scale;
         const ko = j * kvStride + kvo;
         for (let d = 0; d < D; d++) {
-          dv[ko + d] += pj * dout[qo + d];
-          dq[qo + d] += dsj * k[ko + d];
-          dk[ko + d] += dsj * q[qo + d];
+          dvAcc[ko + d] += pj * dout[qo + d];
+          dqRow[d] += dsj * k[ko + d];
+          dkAcc[ko + d] += dsj * q[qo + d];
         }
       }
+      for (let d = 0; d < D; d++) dq[qo + d] += dqRow[d];
     }
+  }
+  for (let i = 0; i < kvLen; i++) {
+    dk[i] += dkAcc[i];
+    dv[i] += dvAcc[i];
   }
 }

@@ -18,6 +18,7 @@ export function rmsnormForwardRef(out: Float32Array, rstd: Float32Array, x: Floa
 }
 
 export function rmsnormBackwardRef(dx: Float32Array, dweight: Float32Array | null, dout: Float32Array, x: Float32Array, weight: Float32Array, rstd: Float32Array, T: number, C: number): void {
+  const dw = new Float64Array(C); // summed over rows in f64, added to dweight once
   for (let t = 0; t < T; t++) {
     const o = t * C;
     const r = rstd[t];
@@ -25,6 +26,7 @@ export function rmsnormBackwardRef(dx: Float32Array, dweight: Float32Array | nul
     for (let c = 0; c < C; c++) dot += dout[o + c] * weight[c] * x[o + c];
     const k = (r * r * r * dot) / C;
     for (let c = 0; c < C; c++) dx[o + c] += r * weight[c] * dout[o + c] - k * x[o + c];
-    if (dweight !== null) for (let c = 0; c < C; c++) dweight[c] += dout[o + c] * x[o + c] * r;
+    for (let c = 0; c < C; c++) dw[c] += dout[o + c] * x[o + c] * r;
   }
+  if (dweight !== null) for (let c = 0; c < C; c++) dweight[c] += dw[c];
 }
