@@ -9,9 +9,9 @@ import cliProgress from 'cli-progress';
 import { ConfigError } from '../errors.js';
 import { createKernels } from '../kernels/index.js';
 import type { Kernels } from '../kernels/kernels.js';
-import { DEFAULT_SKIP_MODULES, resolveQuantizationConfig, type FloatKind } from '../quant/config.js';
+import { DEFAULT_SKIP_MODULES, resolveQuantizationConfig, type FloatKind, type QuantizationConfig } from '../quant/config.js';
 import { QUANT_STORAGE_DTYPES, type QuantStorage } from '../quant/bnb-checkpoint.js';
-import { DEFAULT_MAX_SHARD_BYTES, quantizeCheckpoint, type QuantizeProgress } from '../quant/quantize-checkpoint.js';
+import { DEFAULT_MAX_SHARD_BYTES, quantizeCheckpoint, type QuantizeCheckpointReport, type QuantizeProgress } from '../quant/quantize-checkpoint.js';
 
 interface QuantizeCliOptions {
   out: string;
@@ -38,6 +38,16 @@ function integerOption(value: string, field: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new ConfigError('expected a positive integer', { field, got: value });
   return n;
+}
+
+/** The lines printed after a conversion: files, what was quantized, size before/after, bits per parameter. */
+export function formatQuantizeSummary(report: QuantizeCheckpointReport, config: QuantizationConfig, seconds: number): string {
+  const lines = [
+    `wrote ${report.outDir} (${report.files.join(', ')}) in ${seconds.toFixed(1)} s`,
+    `quantized ${report.quantizedTensors} weights (${report.quantizedParams.toLocaleString('en-US')} of ${report.totalParams.toLocaleString('en-US')} parameters) as ${config.quantType}, block ${config.blockSize}, double quant ${config.doubleQuant ? 'on' : 'off'}; kept ${report.keptTensors} tensors`,
+    `size ${mib(report.sourceBytes)} -> ${mib(report.outputBytes)} (${(report.sourceBytes / report.outputBytes).toFixed(2)}x smaller); ${report.bitsPerParameter.toFixed(3)} bits per quantized parameter`,
+  ];
+  return `${lines.join('\n')}\n`;
 }
 
 export function register(program: Command): void {
@@ -102,12 +112,6 @@ export function register(program: Command): void {
         bar?.stop();
         await kernels?.dispose();
       }
-      const seconds = (Date.now() - t0) / 1000;
-      const lines = [
-        `wrote ${report.outDir} (${report.files.join(', ')}) in ${seconds.toFixed(1)} s`,
-        `quantized ${report.quantizedTensors} weights (${report.quantizedParams.toLocaleString('en-US')} of ${report.totalParams.toLocaleString('en-US')} parameters) as ${config.quantType}, block ${config.blockSize}, double quant ${config.doubleQuant ? 'on' : 'off'}; kept ${report.keptTensors} tensors`,
-        `size ${mib(report.sourceBytes)} -> ${mib(report.outputBytes)} (${(report.sourceBytes / report.outputBytes).toFixed(2)}x smaller); ${report.bitsPerParameter.toFixed(3)} bits per quantized parameter`,
-      ];
-      process.stdout.write(`${lines.join('\n')}\n`);
+      process.stdout.write(formatQuantizeSummary(report, config, (Date.now() - t0) / 1000));
     });
 }
