@@ -1,4 +1,4 @@
-// The wasm backend's f32 matmuls (GEMM with packed panels, and the GEMV path for M <= 2) against
+// The wasm backend's f32 matmuls (GEMM with packed panels, and the GEMV path for M <= 4) against
 // the reference backend: random shapes that are not multiples of the 4x8 tile, the K block (256)
 // or the N block (512), zero sizes, single rows, shapes big enough to be split across threads by
 // columns and by rows, accumulate vs overwrite, arrays inside and outside wasm memory, NaN.
@@ -65,7 +65,7 @@ function resident(k: Kernels, a: Float32Array): Float32Array {
 
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 5, 3], [2, 7, 9], [3, 33, 17], [5, 64, 8], [4, 1, 8], [7, 257, 13], [13, 300, 31],
-  [33, 65, 100], [64, 70, 513], [0, 5, 7], [5, 0, 7], [5, 7, 0], [0, 0, 0],
+  [6, 40, 20], [10, 9, 30], [33, 65, 100], [64, 70, 513], [0, 5, 7], [5, 0, 7], [5, 7, 0], [0, 0, 0],
 ];
 // Big enough (>= 2 · 4e6 flops) for the pool to split: by columns, and (N narrow) by rows.
 const SPLIT_SHAPES: [number, number, number][] = [[70, 300, 257], [3001, 170, 9], [2, 1500, 3000]];
@@ -118,7 +118,7 @@ for (const threads of [1, 2]) {
     });
 
     test('NaN propagates to exactly the outputs it feeds (GEMM and GEMV paths)', () => {
-      for (const M of [1, 9]) {
+      for (const M of [1, 3, 9]) {
         const K = 37, N = 21;
         const x = rand(M * K, 5), w = rand(N * K, 6);
         x[(M - 1) * K + 3] = NaN; // last row of x

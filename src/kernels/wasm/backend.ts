@@ -30,8 +30,13 @@ const enum BKind { F32T = 0, F32N = 1, Q4T = 2, Q4N = 3 }
 
 /** Flops one thread must get before a task is split (~100 us at ~40 GFLOPS; dispatch costs ~15 us). */
 const MIN_FLOPS_PER_THREAD = 4e6;
-/** Largest M that takes the GEMV path of matmulXWt / matmulXWtQ4 (decoding). */
-const GEMV_MAX_M = 2;
+/**
+ * Largest M that takes the GEMV path (decoding, small batches) instead of the packed GEMM: GEMV
+ * reads each weight row once and dots it with every x row, GEMM pays a full pass to pack B. Measured
+ * crossovers on 4096x4096 (CPU time, 1 thread): f32 ~M=6, NF4 ~M=12-16 (packing decodes everything).
+ */
+const GEMV_MAX_M_F32 = 4;
+const GEMV_MAX_M_Q4 = 8;
 /** Default byte budget of resident 4-bit weights (q4cache.ts); the rest of 4 GiB is for tensors. */
 export const DEFAULT_RESIDENT_WEIGHT_BYTES = 2 * 2 ** 30;
 
@@ -124,7 +129,7 @@ export class WasmKernels implements Kernels {
     const py = s.out(y, M * N, accumulate);
     const px = s.in(x, M * K);
     const pw = s.in(w, N * K);
-    if (M <= GEMV_MAX_M && K <= this.scratchFloats) {
+    if (M <= GEMV_MAX_M_F32) {
       this.pool.run('gemvF32', this.rowsOf(N, M * N * K * 2).map(([n0, n1]) => [py, N, px, pw, M, K, n0, n1, +accumulate]));
     } else {
       this.gemm(py, N, px, K * 4, 4, BKind.F32T, pw, K, M, N, K, accumulate);
@@ -162,7 +167,7 @@ export class WasmKernels implements Kernels {
     const s = new Staging(this.heap);
     const py = s.out(y, M * N, accumulate);
     const px = s.in(x, M * K);
-    if (M <= GEMV_MAX_M && K <= this.scratchFloats) {
+    if (M <= GEMV_MAX_M_Q4 && K <= this.scratchFloats) {
       this.pool.run('gemvQ4', this.rowsOf(N, M * N * K * 2).map(([n0, n1], t) => [py, N, px, d, M, n0, n1, +accumulate, this.scratch[t]]));
     } else {
       this.gemm(py, N, px, K * 4, 4, BKind.Q4T, d, 0, M, N, K, accumulate);

@@ -25,8 +25,10 @@ export const B_Q4_N: i32 = 3;
 const KC: i32 = 256;
 /** N block: the packed B block is KC·NC·4 bytes (512 KiB), L2-resident. */
 const NC: i32 = 512;
-/** Scratch bytes one thread needs: packed B block + a decoded row + one spill tile. */
-export const GEMM_SCRATCH_BYTES: i32 = KC * NC * 4 + (NC > KC ? NC : KC) * 4 + 4 * 8 * 4 + 64;
+/** Decoded 4-bit rows before packing: one row of NC (B_Q4_N) or 8 rows of KC (B_Q4_T). */
+const ROW_FLOATS: i32 = NC > 8 * KC ? NC : 8 * KC;
+/** Scratch bytes one thread needs: packed B block + decoded rows + one spill tile. */
+export const GEMM_SCRATCH_BYTES: i32 = KC * NC * 4 + ROW_FLOATS * 4 + 4 * 8 * 4 + 64;
 
 export function gemmScratchBytes(): i32 {
   return GEMM_SCRATCH_BYTES;
@@ -171,17 +173,12 @@ function packB(dst: usize, bKind: i32, b: usize, ldb: usize, n0: i32, nc: i32, k
       packRowN(dst, row, nc, k, kc);
     }
   } else {
-    // B_Q4_T: decode weight row j over [k0, k0+kc), scatter it down panel column j.
+    // B_Q4_T: decode the panel's (up to) 8 weight rows over [k0, k0+kc) into `row` (8 x kc),
+    // then pack them with the same 4x4-transpose packer as an f32 weight.
     for (let p = 0; p < nc; p += 8) {
-      const panel = dst + <usize>(p * kc) * 4;
-      for (let jj = 0; jj < 8; jj++) {
-        if (p + jj < nc) {
-          q4DecodeRow(b, n0 + p + jj, k0, k0 + kc, row);
-          for (let k = 0; k < kc; k++) store<f32>(panel + <usize>(k * 8 + jj) * 4, load<f32>(row + <usize>k * 4));
-        } else {
-          for (let k = 0; k < kc; k++) store<f32>(panel + <usize>(k * 8 + jj) * 4, 0);
-        }
-      }
+      const rows = min(8, nc - p);
+      for (let jj = 0; jj < rows; jj++) q4DecodeRow(b, n0 + p + jj, k0, k0 + kc, row + <usize>(jj * kc) * 4);
+      packF32T(dst + <usize>(p * kc) * 4, row, <usize>kc, 0, rows, 0, kc);
     }
   }
 }
@@ -205,7 +202,7 @@ export function gemmF32(
   }
   const packed = scratch;
   const row = scratch + <usize>(KC * NC) * 4;
-  const tile = row + <usize>(NC > KC ? NC : KC) * 4;
+  const tile = row + <usize>ROW_FLOATS * 4;
   const aRowB = <usize>aRow;
   const aKB = <usize>aK;
   for (let k0 = 0; k0 < K; k0 += KC) {
