@@ -85,7 +85,7 @@ export function parsePreservingNumbers(text: string, file: string): PyJson {
 
 /** Python's json.dumps string escaping with ensure_ascii=True. */
 function pyString(s: string): string {
-  return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(s).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /**

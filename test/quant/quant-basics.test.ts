@@ -11,6 +11,7 @@ import { quantizeTensor } from '../../src/quant/quantized-tensor.js';
 import { formatQuantStateJson, parseQuantStateJson, pythonFloatRepr } from '../../src/quant/quant-state.js';
 import { torchCascadeSumF32 } from '../../src/quant/double-quant.js';
 import { FormatError } from '../../src/errors.js';
+import { dumpPythonJson, parsePreservingNumbers, PyFloat } from '../../src/quant/py-json.js';
 
 const hex = (b: Uint8Array): string => Array.from(b, (v) => v.toString(16).padStart(2, '0')).join(' ');
 const NF4_64 = { quantType: 'nf4', blockSize: 64, doubleQuant: false, strategy: 'blockwise', zeroPoint: false } as const;
@@ -121,4 +122,13 @@ test('torch cascade sum: exact for small integers at every length, and different
   const a = new Float32Array(4096).fill(2 ** -24);
   a[0] = 1;
   assert.ok(torchCascadeSumF32(a) > 1);
+});
+
+test('Python-style config JSON: sorted keys, indent 2, number spellings kept, ensure_ascii escapes', () => {
+  const text = '{"b": 1e-05, "a": [10000.0, 2, {}], "c": "caf\u00e9 \ud83d\ude00", "d": null, "e": [], "f": true}';
+  const parsed = parsePreservingNumbers(text, 'config.json');
+  assert.equal(dumpPythonJson(parsed),
+    '{\n  "a": [\n    10000.0,\n    2,\n    {}\n  ],\n  "b": 1e-05,\n  "c": "caf\\u00e9 \\ud83d\\ude00",\n  "d": null,\n  "e": [],\n  "f": true\n}');
+  assert.equal(dumpPythonJson({ x: new PyFloat(6), y: 0.5, z: 3 }), '{\n  "x": 6.0,\n  "y": 0.5,\n  "z": 3\n}');
+  assert.throws(() => parsePreservingNumbers('{"a": }', 'config.json'), FormatError);
 });
