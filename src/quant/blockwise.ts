@@ -16,8 +16,8 @@
 //                   s = clamp(f32(d / am), -1, 1)          (true division, not the reciprocal)
 // Code choice: the number of sorted-codebook midpoints strictly below s (ties go DOWN).
 
-import { ABSMAX_FLOOR, DYNAMIC_MAP_SIGNED_MIDPOINTS, FP4_MIDPOINTS_SORTED, FP4_SORTED_INDEX_TO_CODE, NF4_MIDPOINTS } from './codebooks.js';
-import type { Quant4Type, Quant4Weight } from './types.js';
+import { ABSMAX_FLOOR, DYNAMIC_MAP_SIGNED_MIDPOINTS, FP4_MIDPOINTS_SORTED, FP4_SORTED_INDEX_TO_CODE, NF4_MIDPOINTS, zeroCodeFor } from './codebooks.js';
+import type { DoubleQuantScales, Quant4Type, Quant4Weight } from './types.js';
 
 /** max |f32(x[i] - zero)| over x[start .. start+len): the block's absmax before any clamping. */
 function blockAbsmax(x: Float32Array, start: number, len: number, zero: number): number {
@@ -120,7 +120,7 @@ export function quantizeSegment4Ref(
 
 /** Code of 0.0 in the low nibble of the last byte when n is odd (bnb pads one 0.0 element). */
 function padOddTail(packed: Uint8Array, n: number, type: Quant4Type): void {
-  if ((n & 1) === 1) packed[n >> 1] = (packed[n >> 1] & 0xf0) | (type === 'nf4' ? 7 : 0);
+  if ((n & 1) === 1) packed[n >> 1] = (packed[n >> 1] & 0xf0) | zeroCodeFor(type);
 }
 
 /**
@@ -174,11 +174,14 @@ export function quantizeBlockwise8Ref(codes: Uint8Array, nestedAbsmax: Float32Ar
   }
 }
 
+/** Decoded double-quantized scale of block b: f32(f32(nestedMap[code] * nestedAbsmax[b / 256]) + offset). */
+export function doubleQuantScale(dq: DoubleQuantScales, b: number): number {
+  return Math.fround(Math.fround(dq.nestedMap[dq.codes[b]] * dq.nestedAbsmax[Math.floor(b / dq.nestedBlockSize)]) + dq.offset);
+}
+
 /** The f32 scale of block b (FORMATS.md §3.6): plain absmax, or the double-quantized decode. */
 export function blockScale(w: Quant4Weight, b: number): number {
-  if (w.absmax !== null) return w.absmax[b];
-  const dq = w.dq!;
-  return Math.fround(Math.fround(dq.nestedMap[dq.codes[b]] * dq.nestedAbsmax[Math.floor(b / dq.nestedBlockSize)]) + dq.offset);
+  return w.absmax !== null ? w.absmax[b] : doubleQuantScale(w.dq!, b);
 }
 
 /**

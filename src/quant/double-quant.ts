@@ -9,7 +9,7 @@
 // fixtures/bnb/README.md "How torch computes the float32 mean".
 
 import { DYNAMIC_MAP_SIGNED, NESTED_BLOCK_SIZE } from './codebooks.js';
-import { quantizeBlockwise8Ref } from './blockwise.js';
+import { doubleQuantScale, quantizeBlockwise8Ref } from './blockwise.js';
 import type { DoubleQuantScales } from './types.js';
 
 /** Vectorized<float> lanes of the AVX2 build that made the fixtures (16 on AVX512 builds). */
@@ -113,8 +113,6 @@ export function doubleQuantize(absmax: Float32Array): DoubleQuantScales {
 /** The f32 scales a double-quantized absmax decodes to (the fixtures' `absmax_dq`). */
 export function decodeDoubleQuantScales(dq: DoubleQuantScales): Float32Array {
   const out = new Float32Array(dq.codes.length);
-  for (let b = 0; b < out.length; b++) {
-    out[b] = f(dq.nestedMap[dq.codes[b]] * dq.nestedAbsmax[Math.floor(b / dq.nestedBlockSize)]) + dq.offset;
-  }
+  for (let b = 0; b < out.length; b++) out[b] = doubleQuantScale(dq, b);
   return out;
 }
