@@ -45,7 +45,7 @@ export function formatQuantizeSummary(report: QuantizeCheckpointReport, config: 
   const lines = [
     `wrote ${report.outDir} (${report.files.join(', ')}) in ${seconds.toFixed(1)} s`,
     `quantized ${report.quantizedTensors} weights (${report.quantizedParams.toLocaleString('en-US')} of ${report.totalParams.toLocaleString('en-US')} parameters) as ${config.quantType}, block ${config.blockSize}, double quant ${config.doubleQuant ? 'on' : 'off'}; kept ${report.keptTensors} tensors`,
-    `size ${mib(report.sourceBytes)} -> ${mib(report.outputBytes)} (${(report.sourceBytes / report.outputBytes).toFixed(2)}x smaller); ${report.bitsPerParameter.toFixed(3)} bits per quantized parameter`,
+    `size ${mib(report.sourceBytes)} -> ${mib(report.outputBytes)} (${((100 * report.outputBytes) / report.sourceBytes).toFixed(1)}% of the original); ${report.bitsPerParameter.toFixed(3)} bits per quantized parameter`,
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -29,7 +29,7 @@ test('qlora quantize stories260K: fixture-identical output and a size summary', 
   const report = quantizeCheckpoint(fixture('models', 'stories260K'), out, { force: true });
   const printed = formatQuantizeSummary(report, resolveQuantizationConfig(), 1.5);
   assert.match(printed, /^wrote .* in 1\.5 s\nquantized 35 weights \(226,560 of 260,032 parameters\) as nf4, block 64, double quant on; kept 12 tensors\n/);
-  assert.match(printed, /size 0\.99 MiB -> 0\.28 MiB \(3\.53x smaller\); 4\.1\d\d bits per quantized parameter\n$/);
+  assert.match(printed, /size 0\.99 MiB -> 0\.28 MiB \(28\.3% of the original\); 4\.1\d\d bits per quantized parameter\n$/);
 });
 
 test('qlora quantize options: fp4, no double quant, block 128, extra skip', async () => {
