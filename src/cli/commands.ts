@@ -1,6 +1,7 @@
 // Registers every `qlora` sub-command on the commander program. Each command lives in its own
 // file under cli/ and exports a `register(program)` function; add new ones to the list below.
 import type { Command } from 'commander';
+import { register as registerGenerate } from './generate.js';
 import { register as registerEval } from './eval.js';
 import { register as registerInspect } from './inspect.js';
 import { register as registerQuantize } from './quantize.js';
@@ -9,6 +10,7 @@ type Register = (program: Command) => void;
 
 const registrations: Register[] = [
   registerEval,
+  registerGenerate,
   registerInspect,
   registerQuantize,
 ];

@@ -1,0 +1,71 @@
+// Options shared by every command that loads a model (`--quant nf4|fp4|none`, `--kernels`,
+// `--threads`, `--no-progress`) and the one way those commands turn them into a loaded model:
+// kernels created once, then loadModel with a progress bar on stderr.
+// Not here: what a command does with the model.
+
+import { Option, type Command } from 'commander';
+import cliProgress from 'cli-progress';
+import { ConfigError } from '../errors.js';
+import { createKernels, type KernelBackendName, type Kernels } from '../kernels/index.js';
+import type { LlamaModel } from '../model/llama.js';
+import { loadModel } from '../model/load.js';
+import { resolveQuantizationConfig } from '../quant/config.js';
+
+export interface ModelLoadCliOptions {
+  quant: 'nf4' | 'fp4' | 'none';
+  kernels: KernelBackendName;
+  threads?: string;
+  progress: boolean;
+}
+
+export function addModelLoadOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--quant <type>', 'weight type of the linear layers (none keeps f32)').choices(['nf4', 'fp4', 'none']).default('nf4'))
+    .addOption(new Option('--kernels <backend>', 'compute backend').choices(['wasm', 'ref']).default('wasm'))
+    .option('--threads <n>', 'compute threads (default: available cores)')
+    .option('--no-progress', 'no progress bar while loading');
+}
+
+export function positiveIntegerOption(value: string, field: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new ConfigError('expected a positive integer', { field, got: value });
+  return n;
+}
+
+export interface LoadedModel {
+  readonly model: Awaited<ReturnType<typeof loadModel>>;
+  readonly kernels: Kernels;
+  readonly loadMs: number;
+}
+
+/** Create the kernels and load MODEL with a progress bar; the caller disposes both (disposeLoaded). */
+export async function loadModelFromCli(path: string, o: ModelLoadCliOptions): Promise<LoadedModel> {
+  const threads = o.threads === undefined ? undefined : positiveIntegerOption(o.threads, '--threads');
+  const kernels = await createKernels({ backend: o.kernels, threads });
+  const bar = o.progress && process.stderr.isTTY
+    ? new cliProgress.SingleBar({ format: 'load {bar} {percentage}% | {value}/{total} tensors | {tensor}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
+    : null;
+  const t0 = performance.now();
+  try {
+    const model = await loadModel(path, {
+      kernels,
+      quant: o.quant === 'none' ? 'none' : resolveQuantizationConfig({ quantType: o.quant }),
+      onProgress: (done, total, name) => {
+        if (bar === null) return;
+        if (bar.getTotal() !== total) bar.start(total, 0, { tensor: name });
+        bar.update(done, { tensor: name });
+      },
+    });
+    return { model, kernels, loadMs: performance.now() - t0 };
+  } catch (err) {
+    await kernels.dispose();
+    throw err;
+  } finally {
+    bar?.stop();
+  }
+}
+
+export async function disposeLoaded(loaded: { model: LlamaModel; kernels: Kernels }): Promise<void> {
+  loaded.model.dispose();
+  await loaded.kernels.dispose();
+}
