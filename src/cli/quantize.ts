@@ -74,7 +74,7 @@ export function register(program: Command): void {
         blockSize: integerOption(o.blockSize, '--block-size'),
         doubleQuant: o.doubleQuant,
         computeDtype: o.computeDtype,
-        skip: [...DEFAULT_SKIP_MODULES, ...(o.skip ?? [])],
+        skip: o.skip ?? [],
         allowNonFinite: o.allowNonfinite === true,
       });
       const bar = o.progress && process.stderr.isTTY

@@ -49,7 +49,7 @@ export interface ModuleOverride {
 
 export interface QuantizationConfig extends Quant4Settings {
   readonly computeDtype: FloatKind;
-  /** Module-name patterns left in their stored dtype. */
+  /** Module-name patterns left in their stored dtype: DEFAULT_SKIP_MODULES plus the options' `skip`. */
   readonly skip: readonly string[];
   /** First matching override wins; overrides take precedence over the skip list. */
   readonly overrides: readonly ModuleOverride[];
@@ -174,7 +174,8 @@ export function resolveQuantizationConfig(options: QuantizationOptions = {}): Qu
     if (ov.int8 === true) return Object.freeze({ pattern: ov.match, action: Object.freeze({ kind: 'int8' }) });
     return Object.freeze({ pattern: ov.match, action: Object.freeze({ kind: 'quant4', settings: resolveSettings(ov, settings, f) }) });
   });
-  const skip = opts.skip ?? [...DEFAULT_SKIP_MODULES];
+  // Additive: embeddings and lm_head stay unquantized unless an override names them explicitly.
+  const skip = [...new Set([...DEFAULT_SKIP_MODULES, ...(opts.skip ?? [])])];
   skip.forEach((p, i) => compilePattern(p, `skip[${i}]`));
   return Object.freeze({
     ...settings,

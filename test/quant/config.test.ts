@@ -81,7 +81,8 @@ test('planModuleQuantization: Linear weights of decoder layers only; overrides b
   const v = plan('model.layers.4.self_attn.v_proj.weight', [32, 64]);
   assert.ok(v.action === 'quant4' && v.settings.quantType === 'fp4' && v.settings.blockSize === 128 && v.settings.doubleQuant === false);
   assert.equal(plan('lm_head.weight', [512, 64]).action, 'quant4', 'an override can quantize a default-skipped module');
-  const noOverride = resolveQuantizationConfig({ skip: ['lm_head', 'embed_tokens', 'o_proj'] });
+  const noOverride = resolveQuantizationConfig({ skip: ['o_proj', 'lm_head'] });
+  assert.deepEqual(noOverride.skip, ['lm_head', 'embed_tokens', 'o_proj'], 'skip adds to the defaults');
   assert.equal(planModuleQuantization(noOverride, 'lm_head.weight', [512, 64]).action, 'keep');
   assert.equal(planModuleQuantization(noOverride, 'model.layers.0.self_attn.o_proj.weight', [64, 64]).action, 'keep');
 });
