@@ -5,10 +5,13 @@
 //   gemm_nf4           GFLOPS with an NF4 + double-quant weight at the training shape
 //   gemv_nf4 / _flops  M=1 on a 4096x4096 NF4 + double-quant weight: GB/s of weight bytes, GFLOPS
 //   attention_fwd_bwd  ms for forward + backward, T=512, H=9, D=64 (causal, training)
+// Each wasm rate is also recorded per CPU-second of the whole process (`cpu:` prefix, all threads'
+// CPU time): on a shared, overloaded machine the wall-clock medians drop with the load, the
+// per-CPU-second rate does not (x threads = what an idle machine gives at full scaling).
 // Not a test: it asserts nothing; targets are in ARCHITECTURE.md §2 and issue 4.
 
 import { availableParallelism } from 'node:os';
-import type { BenchContext, BenchSuite } from '../harness.js';
+import type { BenchContext, BenchSuite, MeasureOptions, Timing } from '../harness.js';
 import { createKernels } from '../../src/kernels/index.js';
 import type { Kernels } from '../../src/kernels/kernels.js';
 import { quantizeTensor } from '../../src/quant/quantized-tensor.js';
@@ -30,6 +33,26 @@ function random(k: Kernels | null, n: number, seed: number): Float32Array {
   return a;
 }
 
+/** Wall-clock timing of fn plus the median CPU seconds (all threads of the process) per run. */
+async function measureWithCpu(ctx: BenchContext, fn: () => void, opts: MeasureOptions): Promise<{ wall: Timing; cpu: Timing }> {
+  const cpu: number[] = [];
+  const wall = await ctx.measure(() => {
+    const c0 = process.cpuUsage();
+    fn();
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1e6);
+  }, opts);
+  const timed = cpu.slice(cpu.length - wall.runs).sort((a, b) => a - b);
+  return { wall, cpu: { median: timed[timed.length >> 1], min: timed[0], max: timed[timed.length - 1], runs: timed.length } };
+}
+
+/** Records a rate from wall time, and for wasm runs also per CPU-second (`cpu:` prefix). */
+async function rate(ctx: BenchContext, name: string, shape: string, threads: number, unit: string, work: number, fn: () => void, opts: MeasureOptions, withCpu: boolean): Promise<void> {
+  const { wall, cpu } = await measureWithCpu(ctx, fn, opts);
+  ctx.recordRate(name, shape, threads, unit, work, wall);
+  if (withCpu) ctx.recordRate(`cpu:${name}`, shape, threads, `${unit}/cpu-s`, work, cpu);
+}
+
 function weightBytes(w: QuantizedTensor): number {
   const dq = w.dq;
   return w.packed.byteLength + (w.absmax?.byteLength ?? 0) + (dq === null ? 0 : dq.codes.byteLength + dq.nestedAbsmax.byteLength);
@@ -40,8 +63,8 @@ async function gemmF32(ctx: BenchContext, k: Kernels | null, ref: Kernels, name:
   const x = random(k, s.M * s.K, 1);
   const w = random(k, s.N * s.K, 2);
   const y = k === null ? new Float32Array(s.M * s.N) : k.allocF32(s.M * s.N);
-  const t = await ctx.measure(() => kk.matmulXWt(y, x, w, s.M, s.K, s.N, false), k === null ? { warmup: 0, runs: 3, maxSeconds: 5 } : { runs: 9 });
-  ctx.recordRate(name, `M=${s.M},K=${s.K},N=${s.N}`, threads, 'GFLOPS', (2 * s.M * s.N * s.K) / 1e9, t);
+  await rate(ctx, name, `M=${s.M},K=${s.K},N=${s.N}`, threads, 'GFLOPS', (2 * s.M * s.N * s.K) / 1e9, () => kk.matmulXWt(y, x, w, s.M, s.K, s.N, false),
+    k === null ? { warmup: 0, runs: 3, maxSeconds: 5 } : { runs: 9 }, k !== null);
 }
 
 async function runBackend(ctx: BenchContext, k: Kernels | null, ref: Kernels, threads: number, prefix: string, nf4: QuantizedTensor, nf4Gemv: QuantizedTensor): Promise<void> {
@@ -53,16 +76,18 @@ async function runBackend(ctx: BenchContext, k: Kernels | null, ref: Kernels, th
     const { M, K, N } = TRAIN;
     const x = random(k, M * K, 3);
     const y = isRef ? new Float32Array(M * N) : k.allocF32(M * N);
-    const t = await ctx.measure(() => kk.matmulXWtQ4(y, x, nf4, M, false), isRef ? { warmup: 0, runs: 3, maxSeconds: 5 } : { runs: 9 });
-    ctx.recordRate(`${prefix}gemm_nf4`, `M=${M},K=${K},N=${N},nf4+dq`, threads, 'GFLOPS', (2 * M * N * K) / 1e9, t);
+    await rate(ctx, `${prefix}gemm_nf4`, `M=${M},K=${K},N=${N},nf4+dq`, threads, 'GFLOPS', (2 * M * N * K) / 1e9, () => kk.matmulXWtQ4(y, x, nf4, M, false),
+      isRef ? { warmup: 0, runs: 3, maxSeconds: 5 } : { runs: 9 }, !isRef);
   }
   {
     const { N, K } = GEMV;
     const x = random(k, K, 4);
     const y = isRef ? new Float32Array(N) : k.allocF32(N);
-    const t = await ctx.measure(() => kk.matmulXWtQ4(y, x, nf4Gemv, 1, false), isRef ? { warmup: 0, runs: 3, maxSeconds: 5 } : { warmup: 3, runs: 21 });
-    ctx.recordRate(`${prefix}gemv_nf4`, `M=1,K=${K},N=${N},nf4+dq`, threads, 'GB/s', weightBytes(nf4Gemv) / 1e9, t);
-    ctx.recordRate(`${prefix}gemv_nf4_flops`, `M=1,K=${K},N=${N},nf4+dq`, threads, 'GFLOPS', (2 * N * K) / 1e9, t);
+    const { wall, cpu } = await measureWithCpu(ctx, () => kk.matmulXWtQ4(y, x, nf4Gemv, 1, false), isRef ? { warmup: 0, runs: 3, maxSeconds: 5 } : { warmup: 3, runs: 21 });
+    const shape = `M=1,K=${K},N=${N},nf4+dq`;
+    ctx.recordRate(`${prefix}gemv_nf4`, shape, threads, 'GB/s', weightBytes(nf4Gemv) / 1e9, wall);
+    ctx.recordRate(`${prefix}gemv_nf4_flops`, shape, threads, 'GFLOPS', (2 * N * K) / 1e9, wall);
+    if (!isRef) ctx.recordRate(`cpu:${prefix}gemv_nf4`, shape, threads, 'GB/s/cpu-s', weightBytes(nf4Gemv) / 1e9, cpu);
   }
   {
     const { T, H, D } = ATTN;

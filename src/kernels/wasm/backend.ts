@@ -72,7 +72,7 @@ export class WasmKernels implements Kernels {
     this.q4 = new Q4Cache(heap, opts.residentWeightBytes ?? DEFAULT_RESIDENT_WEIGHT_BYTES);
     this.layers = new LayerKernels(heap, pool, (n, flops, unit) => this.rowsOf(n, flops, unit));
     const scratchBytes = pool.exports.gemmScratchBytes();
-    this.scratchFloats = 131072; // KC·NC of gemm.ts: the packed-panel area doubles as a GEMV row
+    this.scratchFloats = pool.exports.gemmPanelFloats(); // the packed-panel area doubles as a GEMV row
     this.scratch = Array.from({ length: this.threads }, () => heap.alloc(scratchBytes));
     this.quantTables = { nf4: this.quantTable(NF4_MIDPOINTS, null), fp4: this.quantTable(FP4_MIDPOINTS_SORTED, FP4_SORTED_INDEX_TO_CODE) };
   }

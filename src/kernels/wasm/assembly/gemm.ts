@@ -34,6 +34,11 @@ export function gemmScratchBytes(): i32 {
   return GEMM_SCRATCH_BYTES;
 }
 
+/** f32 capacity of the packed-panel area at the start of the scratch (GEMV reuses it as a row). */
+export function gemmPanelFloats(): i32 {
+  return KC * NC;
+}
+
 // ---- micro-kernels ------------------------------------------------------------------------------
 
 @inline function fma(a: v128, b: v128, c: v128): v128 {

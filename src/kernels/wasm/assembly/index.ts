@@ -9,7 +9,7 @@ export function heapBase(): usize {
   return __heap_base;
 }
 
-export { gemmF32, gemmScratchBytes } from './gemm';
+export { gemmF32, gemmScratchBytes, gemmPanelFloats } from './gemm';
 export { gemvF32, gemvQ4, dotF32 } from './gemv';
 export { q4DecodeRow, q4DequantizeRows } from './q4';
 export { quantizeBlockwise4 } from './quant';
