@@ -75,9 +75,20 @@ export class LayerKernels {
     const rowStride = stride ?? nHeads * D;
     checkRope(x, positions, cos, sin, T, nHeads, D, rowStride);
     const n = T === 0 ? 0 : (T - 1) * rowStride + nHeads * D;
+    // Only the table rows [lo, hi] the positions use are staged (tables of 100k+ positions are
+    // common), with positions rebased to that window.
+    let lo = Infinity;
+    let hi = -1;
+    for (let t = 0; t < T; t++) {
+      lo = Math.min(lo, positions[t]);
+      hi = Math.max(hi, positions[t]);
+    }
+    const half = D >> 1;
+    const window = T === 0 ? [0, 0] : [lo * half, (hi + 1) * half];
+    const rebased = positions.subarray(0, T).map((p) => p - (T === 0 ? 0 : lo));
     const s = new Staging(this.heap);
     const px = s.out(x, n, true);
-    const [pp, pc, ps] = [s.in(positions, T), s.in(cos, cos.length), s.in(sin, sin.length)];
+    const [pp, pc, ps] = [s.in(rebased, T), s.in(cos.subarray(window[0], window[1]), window[1] - window[0]), s.in(sin.subarray(window[0], window[1]), window[1] - window[0])];
     this.pool.run('ropeRows', this.split(T, COST.norm * T * nHeads * D).map(([a, b]) => [px, pp, pc, ps, a, b, nHeads, D, +inverse, rowStride]));
     s.finish();
   }

@@ -3,7 +3,7 @@
 // is shifted by its max before exponentiating and summed in f64, so V of 150k and logits of
 // any magnitude stay exact to f32 rounding. Targets are range-checked by the caller.
 
-import { expShiftSum, rowMax } from './vmath';
+import { expShiftSum, rowMax, scaleRow } from './vmath';
 
 /** losses[t] = max + log Σ e^(x − max) − x[target] (0 for ignored rows). */
 export function crossEntropyForwardRows(losses: usize, logits: usize, targets: usize, t0: i32, t1: i32, V: i32, ignoreIndex: i32): void {
@@ -31,8 +31,9 @@ export function crossEntropyBackwardRows(dlogits: usize, logits: usize, targets:
     }
     const row = logits + (<usize>t * <usize>V << 2);
     const m = rowMax(row, V);
-    const sum = expShiftSum(0, row, V, m, 1);
-    expShiftSum(drow, row, V, m, <f32>(<f64>scale / sum));
+    // One exp per logit: store e^(x − max) while summing, then scale the row by scale / Σ.
+    const sum = expShiftSum(drow, row, V, m, 1);
+    scaleRow(drow, V, <f32>(<f64>scale / sum));
     const at = drow + (<usize>y << 2);
     store<f32>(at, load<f32>(at) - scale);
   }

@@ -1,6 +1,5 @@
 // Optimiser kernels in SIMD128: sum of squares (f64 accumulation, for global-norm clipping),
-// in-place scaling, and one
-// torch.optim.AdamW step. Twins of src/kernels/ref/optim.ts, where the formulas are stated.
+// in-place scaling, and one torch.optim.AdamW step. Twins of src/kernels/ref/optim.ts, where the formulas are stated.
 // Ranges [i0, i1) are one thread's share; addresses are byte offsets in the shared memory.
 
 /** Σ x[j]² over x[0..n) in f64 (each square is formed in f64 from the f32 value: exact). */
