@@ -9,24 +9,25 @@
 // Why two passes: the safetensors writer must order data by dtype then name (the reference
 // layout, byte-identical with transformers' files), so every weight's small F32 statistics
 // (quant_map, nested_absmax, or plain absmax) are written before any U8 packed codes. Pass 1
-// quantizes each weight and keeps only its statistics (n/64 bytes with DQ) plus, within a memory
-// budget, the packed codes; pass 2 re-reads and re-quantizes the weights whose codes were not kept.
+// quantizes each weight once and keeps its statistics (n/64 bytes with DQ) in memory and its
+// packed codes in memory within a budget, beyond it in a scratch file inside the temp folder
+// (removed before the rename); pass 2 is the writer pulling each tensor's bytes in its order.
 
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, FormatError, IoError, QloraError, UnsupportedError } from '../errors.js';
+import { ConfigError, FormatError, IoError, ShapeError, UnsupportedError } from '../errors.js';
 import { DTYPE_BYTES, f32ToBf16Bits, f32ToF16Bits, type DType } from '../formats/dtype.js';
 import { openCheckpoint, writeSafetensors, writeShardedSafetensors, type TensorSource, type TensorToWrite } from '../formats/safetensors.js';
 import { bnbQuantizationConfig, bnbTensorsFor, type QuantStorage } from './bnb-checkpoint.js';
 import { compilePattern, DEFAULT_SKIP_MODULES, planModuleQuantization, resolveQuantizationConfig, type FloatKind, type ModulePlan, type QuantizationConfig } from './config.js';
 import { dumpPythonJson, JsonNumberText, parsePreservingNumbers, PyFloat, type PyJson } from './py-json.js';
 import type { TorchFloatDtype } from './quant-state.js';
-import { quantizeTensor, type Blockwise4Quantizer, type QuantizedTensor } from './quantized-tensor.js';
+import { quantizeTensor, type Blockwise4Quantizer } from './quantized-tensor.js';
 
 /** transformers' default max_shard_size ("5GB"). */
 export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
-/** Packed codes kept in memory between the passes (beyond this, pass 2 re-quantizes). */
+/** Packed codes kept in memory between the passes (beyond this they go to a scratch file). */
 export const DEFAULT_PACKED_CACHE_BYTES = 256 * 1024 * 1024;
 /** Files besides weights and config.json copied from the source folder. */
 const COPIED_FILE = /^(tokenizer.*|special_tokens_map\.json|added_tokens\.json|generation_config\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(jinja|json)|.*\.model)$/;
@@ -98,9 +99,45 @@ function castF32(x: Float32Array, dtype: DType): Uint8Array {
   return new Uint8Array(out.buffer);
 }
 
-function sameBytes(a: ArrayBufferView | null, b: ArrayBufferView | null): boolean {
-  if (a === null || b === null) return a === b;
-  return Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(b.buffer, b.byteOffset, b.byteLength)) === 0;
+const SPILL_FILE = '.packed-codes.scratch';
+
+/** Packed codes parked on disk between the two passes, in a scratch file of the temp folder. */
+class PackedSpill {
+  private fd: number | null = null;
+  private size = 0;
+
+  constructor(private readonly path: string) {}
+
+  /** Append bytes; returns their offset. */
+  put(bytes: Uint8Array): number {
+    try {
+      this.fd ??= openSync(this.path, 'w+');
+      let done = 0;
+      while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done, this.size + done);
+    } catch (cause) {
+      throw new IoError('cannot write the scratch file of packed codes', { file: this.path, cause, hint: 'is the disk full?' });
+    }
+    const at = this.size;
+    this.size += bytes.length;
+    return at;
+  }
+
+  get(at: number, length: number): Uint8Array {
+    const out = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const n = readSync(this.fd!, out, done, length - done, at + done);
+      if (n === 0) throw new IoError('scratch file of packed codes ended early', { file: this.path, offset: at + done });
+      done += n;
+    }
+    return out;
+  }
+
+  remove(): void {
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+    rmSync(this.path, { force: true });
+  }
 }
 
 /** Quantize the checkpoint in `modelDir` into a bnb-4bit folder `outDir`. */
@@ -169,25 +206,24 @@ function convert(
     if ((plan.action === 'quant4' || (plan.action === 'keep' && plan.dtype !== null)) && TORCH_DTYPE_OF[e.dtype] === undefined) {
       throw new UnsupportedError('cannot quantize or convert this dtype', { file: e.file, field: name, expected: 'F32, F16 or BF16', got: e.dtype });
     }
+    if (plan.action === 'quant4' && e.byteLength === 0) {
+      throw new ShapeError('cannot quantize an empty tensor', { file: e.file, field: name, got: `[${e.shape.join(', ')}]` });
+    }
     return { name, plan, dtype: e.dtype, shape: e.shape, bytes: e.byteLength };
   });
   const quantBytes = planned.filter((p) => p.plan.action === 'quant4').reduce((s, p) => s + p.bytes, 0);
   const sourceBytes = planned.reduce((s, p) => s + p.bytes, 0);
-  const totalBytes = sourceBytes + quantBytes; // quantized weights are read in both passes
+  const totalBytes = sourceBytes + quantBytes; // quantized weights count in both passes
   let doneBytes = 0;
   const progress = (phase: QuantizeProgress['phase'], tensor: string, bytes: number): void => {
     doneBytes += bytes;
     opts.onProgress?.({ phase, tensor, doneBytes, totalBytes });
   };
 
-  const quantize = (p: Planned): QuantizedTensor => {
-    if (p.plan.action !== 'quant4') throw new Error('unreachable');
-    return quantizeTensor(source.readF32(p.name), p.shape, p.plan.settings, {
-      name: p.name, sourceDtype: TORCH_DTYPE_OF[p.dtype], allowNonFinite: config.allowNonFinite, blockwise4: opts.blockwise4,
-    });
-  };
-
-  // Pass 1: quantize, keep statistics (and packed codes within the cache budget).
+  // Pass 1: quantize every weight once; keep its statistics in memory and its packed codes in
+  // memory (within the budget) or in a scratch file inside the temp folder.
+  mkdirSync(temp, { recursive: true });
+  const spill = new PackedSpill(join(temp, SPILL_FILE));
   const tensors: TensorToWrite[] = [];
   let cacheLeft = opts.packedCacheBytes ?? DEFAULT_PACKED_CACHE_BYTES;
   let quantizedParams = 0;
@@ -203,38 +239,33 @@ function convert(
       continue;
     }
     if (plan.action === 'int8') throw new Error('unreachable: refused by assertExportable');
-    const q = quantize(p);
+    const q = quantizeTensor(source.readF32(p.name), p.shape, plan.settings, {
+      name: p.name, sourceDtype: TORCH_DTYPE_OF[p.dtype], allowNonFinite: config.allowNonFinite, blockwise4: opts.blockwise4,
+    });
     quantizedParams += q.numel;
     quantizedSize += q.sizeBytes();
     const parts = bnbTensorsFor(p.name, q, opts.quantStorage ?? 'uint8');
-    const keep = q.packed.length <= cacheLeft;
-    if (keep) cacheLeft -= q.packed.length;
-    const stats = { absmax: q.absmax, codes: q.dq?.codes ?? null };
-    const recompute = (): Uint8Array => {
-      const again = quantize(p);
-      if (!sameBytes(again.absmax, stats.absmax) || !sameBytes(again.dq?.codes ?? null, stats.codes)) {
-        throw new QloraError('internal error: the second quantization pass differs from the first', { field: p.name });
-      }
-      return again.packed;
-    };
-    const cached = keep ? parts[0].data as Uint8Array : null;
-    parts[0] = {
-      ...parts[0],
-      data: () => {
-        const packed = cached ?? recompute();
-        progress('write', p.name, p.bytes);
-        return packed;
-      },
-    };
+    let packed: () => Uint8Array;
+    if (q.packed.length <= cacheLeft) {
+      cacheLeft -= q.packed.length;
+      const kept = q.packed;
+      packed = () => kept;
+    } else {
+      const at = spill.put(q.packed);
+      packed = () => spill.get(at, q.packed.length);
+    }
+    // parts[0] is the packed weight; its data is produced when the writer reaches it (pass 2).
+    parts[0] = { ...parts[0], data: () => { const d = packed(); progress('write', p.name, p.bytes); return d; } };
     tensors.push(...parts);
     progress('quantize', p.name, p.bytes);
   }
 
-  mkdirSync(temp, { recursive: true });
+  // Pass 2: the writer streams every tensor in its own order.
   const maxShard = opts.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
   const outputBytes = tensors.reduce((s, t) => s + t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype], 0);
   if (outputBytes > maxShard) writeShardedSafetensors(temp, tensors, { maxShardBytes: maxShard, metadata: { format: 'pt' } });
   else writeSafetensors(join(temp, 'model.safetensors'), tensors, { format: 'pt' });
+  spill.remove();
 
   const skipModules = keptLinear.length > 0 ? ['lm_head', ...new Set(keptLinear)].sort() : null;
   cfg.quantization_config = bnbQuantizationConfig({

@@ -64,8 +64,9 @@ test('sharded input and sharded output give the same tensors; --force replaces, 
   src.close();
   for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'generation_config.json']) copyFileSync(join(SRC, f), join(sharded, f));
   const out = join(tmp, 'stories-nf4-sharded');
-  quantizeCheckpoint(sharded, out, { maxShardBytes: 100_000, packedCacheBytes: 0 });
+  quantizeCheckpoint(sharded, out, { maxShardBytes: 100_000, packedCacheBytes: 0 }); // packed codes via the scratch file
   assert.ok(existsSync(join(out, 'model.safetensors.index.json')));
+  assert.deepEqual(readdirSync(out).filter((f) => f.startsWith('.')), [], 'no scratch file left');
   assert.ok(readdirSync(out).filter((f) => f.endsWith('.safetensors')).length > 1);
   assertSameTensors(out, BNB);
   assert.throws(() => quantizeCheckpoint(SRC, out), ConfigError);
