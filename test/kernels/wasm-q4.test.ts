@@ -179,3 +179,22 @@ describe('resident 4-bit weight cache', () => {
     }
   });
 });
+
+describe('staging of large foreign arrays', () => {
+  test('quantizeBlockwise4 over more than one staging chunk (2^24 elements) is byte-exact', async () => {
+    const k = await createKernels({ backend: 'wasm', threads: 2 });
+    try {
+      const n = 2 ** 24 + 1001; // two chunks, the second ending in a partial block
+      const x = rand(n, 77);
+      const nb = Math.ceil(n / 64);
+      const wantP = new Uint8Array(Math.ceil(n / 2)), wantA = new Float32Array(nb);
+      quantizeBlockwise4Ref(wantP, wantA, x, n, 64, 'nf4');
+      const gotP = new Uint8Array(Math.ceil(n / 2)), gotA = new Float32Array(nb);
+      k.quantizeBlockwise4(gotP, gotA, x, n, 64, 'nf4');
+      assert.ok(Buffer.from(gotP.buffer).equals(Buffer.from(wantP.buffer)), 'codes');
+      assert.ok(Buffer.from(gotA.buffer).equals(Buffer.from(wantA.buffer)), 'absmax');
+    } finally {
+      await k.dispose();
+    }
+  });
+});

@@ -37,6 +37,8 @@ const MIN_FLOPS_PER_THREAD = 4e6;
  */
 const GEMV_MAX_M_F32 = 4;
 const GEMV_MAX_M_Q4 = 8;
+/** Largest foreign (non-wasm-memory) array part staged at once by the elementwise 4-bit kernels. */
+const STAGING_CHUNK_ELEMENTS = 1 << 24;
 /** Default byte budget of resident 4-bit weights (q4cache.ts); the rest of 4 GiB is for tensors. */
 export const DEFAULT_RESIDENT_WEIGHT_BYTES = 2 * 2 ** 30;
 
@@ -197,11 +199,18 @@ export class WasmKernels implements Kernels {
     const n = (r1 - r0) * w.cols;
     requireLength('dequantizeQ4Rows', 'out', out, n);
     const d = this.q4.descriptor(w, 'dequantizeQ4Rows');
-    const s = new Staging(this.heap);
-    const po = s.out(out, n, false);
-    const parts = this.rowsOf(r1 - r0, n * 4);
-    this.pool.run('q4DequantizeRows', parts.map(([a, b]) => [d, r0 + a, r0 + b, po + a * w.cols * 4]));
-    s.finish();
+    // Chunks of rows bound the staging copy when `out` is not in wasm memory.
+    const rowsPerChunk = Math.max(1, Math.floor(STAGING_CHUNK_ELEMENTS / Math.max(1, w.cols)));
+    for (let c0 = r0; c0 < r1 || c0 === r0; c0 += rowsPerChunk) {
+      const c1 = Math.min(r1, c0 + rowsPerChunk);
+      const part = out.subarray((c0 - r0) * w.cols, (c1 - r0) * w.cols);
+      const s = new Staging(this.heap);
+      const po = s.out(part, part.length, false);
+      const shares = this.rowsOf(c1 - c0, part.length * 4);
+      this.pool.run('q4DequantizeRows', shares.map(([a, b]) => [d, c0 + a, c0 + b, po + a * w.cols * 4]));
+      s.finish();
+      if (c1 === r1) break;
+    }
   }
 
   quantizeBlockwise4(packed: Uint8Array, absmax: Float32Array, x: Float32Array, n: number, blockSize: number, type: 'nf4' | 'fp4'): void {
@@ -212,11 +221,23 @@ export class WasmKernels implements Kernels {
     const nBlocks = Math.ceil(n / blockSize);
     requireLength('quantizeBlockwise4', 'absmax', absmax, nBlocks);
     if (type !== 'nf4' && type !== 'fp4') throw new ShapeError('quantizeBlockwise4: unknown 4-bit type', { field: 'type', expected: "'nf4' | 'fp4'", got: String(type) });
+    // Chunks on block boundaries at even element indices (so a chunk's last block is partial only
+    // at the very end, and chunks start on a byte) bound the staging copies of foreign arrays.
+    const unit = blockSize % 2 === 0 ? blockSize : 2 * blockSize;
+    const chunk = Math.max(unit, Math.floor(STAGING_CHUNK_ELEMENTS / unit) * unit);
+    for (let e0 = 0; e0 < n; e0 += chunk) {
+      const e1 = Math.min(n, e0 + chunk);
+      this.quantizeChunk(packed.subarray(e0 / 2, Math.ceil(e1 / 2)), absmax.subarray(e0 / blockSize, Math.ceil(e1 / blockSize)), x.subarray(e0, e1), e1 - e0, blockSize, type);
+    }
+  }
+
+  private quantizeChunk(packed: Uint8Array, absmax: Float32Array, x: Float32Array, n: number, blockSize: number, type: 'nf4' | 'fp4'): void {
+    const nBlocks = Math.ceil(n / blockSize);
     const s = new Staging(this.heap);
     const pp = s.out(packed, Math.ceil(n / 2), false);
     const pa = s.out(absmax, nBlocks, false);
     const px = s.in(x, n);
-    // Split on block boundaries that are also byte boundaries (even element index).
+    // Threads split on block boundaries that are also byte boundaries (even element index).
     const unit = blockSize % 2 === 0 ? 1 : 2;
     const parts = this.rowsOf(Math.ceil(nBlocks / unit), n * 20).map(([b0, b1]) => {
       const e0 = Math.min(n, b0 * unit * blockSize);
