@@ -48,15 +48,14 @@ function scaled(v: number, complete: boolean, recip: number, am: number): number
 }
 
 /**
- * Number of midpoints of a sorted 15-entry table strictly below s: a 4-level binary search. The
- * thresholds are unpacked into locals once (f32 values held exactly as doubles), so the hot loop
- * does no typed-array loads.
+ * Number of midpoints of a sorted 15-entry table strictly below s, as a sum of 15 comparisons:
+ * branch-free, ~3x faster here than a 4-level binary search whose branches data make
+ * unpredictable. The thresholds are unpacked into locals once (f32 values held exactly as doubles).
  */
 function makeCode4(t: Float32Array, codeOfPosition: Uint8Array | null): (s: number) => number {
   const [t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14] = Array.from(t);
-  const position = (s: number): number => (s > t7
-    ? (s > t11 ? (s > t13 ? (s > t14 ? 15 : 14) : s > t12 ? 13 : 12) : s > t9 ? (s > t10 ? 11 : 10) : s > t8 ? 9 : 8)
-    : s > t3 ? (s > t5 ? (s > t6 ? 7 : 6) : s > t4 ? 5 : 4) : s > t1 ? (s > t2 ? 3 : 2) : s > t0 ? 1 : 0);
+  const position = (s: number): number => +(s > t0) + +(s > t1) + +(s > t2) + +(s > t3) + +(s > t4) + +(s > t5) + +(s > t6) + +(s > t7)
+    + +(s > t8) + +(s > t9) + +(s > t10) + +(s > t11) + +(s > t12) + +(s > t13) + +(s > t14);
   if (codeOfPosition === null) return position;
   return (s) => codeOfPosition[position(s)];
 }
