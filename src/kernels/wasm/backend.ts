@@ -37,6 +37,8 @@ const MIN_FLOPS_PER_THREAD = 4e6;
  */
 const GEMV_MAX_M_F32 = 4;
 const GEMV_MAX_M_Q4 = 8;
+/** GEMV is memory/decode bound (~5x fewer flops per second than GEMM): its flops weigh 5x when splitting. */
+const GEMV_FLOP_WEIGHT = 5;
 /** Largest foreign (non-wasm-memory) array part staged at once by the elementwise 4-bit kernels. */
 const STAGING_CHUNK_ELEMENTS = 1 << 24;
 /** Default byte budget of resident 4-bit weights (q4cache.ts); the rest of 4 GiB is for tensors. */
@@ -132,7 +134,7 @@ export class WasmKernels implements Kernels {
     const px = s.in(x, M * K);
     const pw = s.in(w, N * K);
     if (M <= GEMV_MAX_M_F32) {
-      this.pool.run('gemvF32', this.rowsOf(N, M * N * K * 2).map(([n0, n1]) => [py, N, px, pw, M, K, n0, n1, +accumulate]));
+      this.pool.run('gemvF32', this.rowsOf(N, M * N * K * 2 * GEMV_FLOP_WEIGHT).map(([n0, n1]) => [py, N, px, pw, M, K, n0, n1, +accumulate]));
     } else {
       this.gemm(py, N, px, K * 4, 4, BKind.F32T, pw, K, M, N, K, accumulate);
     }
@@ -170,7 +172,7 @@ export class WasmKernels implements Kernels {
     const py = s.out(y, M * N, accumulate);
     const px = s.in(x, M * K);
     if (M <= GEMV_MAX_M_Q4 && K <= this.scratchFloats) {
-      this.pool.run('gemvQ4', this.rowsOf(N, M * N * K * 2).map(([n0, n1], t) => [py, N, px, d, M, n0, n1, +accumulate, this.scratch[t]]));
+      this.pool.run('gemvQ4', this.rowsOf(N, M * N * K * 2 * GEMV_FLOP_WEIGHT).map(([n0, n1], t) => [py, N, px, d, M, n0, n1, +accumulate, this.scratch[t]]));
     } else {
       this.gemm(py, N, px, K * 4, 4, BKind.Q4T, d, 0, M, N, K, accumulate);
     }
