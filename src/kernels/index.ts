@@ -48,5 +48,13 @@ export async function createKernels(opts: CreateKernelsOptions = {}): Promise<Cr
     }
     return Object.assign(new RefKernels(), { fallbackReason: mod.reason });
   }
-  return WasmKernels.create(mod, { threads, residentWeightBytes: opts.residentWeightBytes });
+  const wasmOpts = { threads, residentWeightBytes: opts.residentWeightBytes };
+  try {
+    return await WasmKernels.create(mod, wasmOpts);
+  } catch (err) {
+    // The relaxed build validated here but a worker could not run it: use plain SIMD128.
+    const simd = mod.variant === 'relaxed' ? loadKernelModule('simd') : null;
+    if (simd === null || !('variant' in simd)) throw err;
+    return WasmKernels.create(simd, wasmOpts);
+  }
 }
