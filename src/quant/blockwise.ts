@@ -166,8 +166,9 @@ export function quantizeBlockwise8Ref(codes: Uint8Array, nestedAbsmax: Float32Ar
     nestedAbsmax[b] = am;
     for (let i = off; i < off + len; i++) {
       const v = scaled(a[i], complete, recip, am);
+      // Branch-free binary search over the 255 sorted midpoints: k = #{m : v > mid[m]}.
       let k = 0;
-      for (let step = 128; step >= 1; step >>= 1) if (v > mid[k + step - 1]) k += step;
+      for (let step = 128; step >= 1; step >>= 1) k += step & -(v > mid[k + step - 1]);
       codes[i] = k;
     }
   }

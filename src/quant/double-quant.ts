@@ -31,49 +31,50 @@ function ceilLog2(x: number): number {
 }
 
 /**
- * multiRowSum over `size` rows of 4 items each; an item is a vector of `width` f32 lanes. Item k
- * of row r starts at a[base + (4r + k) * width]. Returns 4 item vectors (acc[0]).
+ * multiRowSum over `size` rows of 4 items each; an item is a vector of `width` f32 lanes, and row r
+ * is the 4 * width contiguous values at a[base + 4 * r * width]. Returns the 4 item vectors of
+ * acc[0], flat. Accumulators are Float32Arrays: each store rounds the (exact or once-rounded) f64
+ * sum to f32, which is the f32 addition torch performs.
  */
-function multiRowSum(a: Float32Array, base: number, size: number, width: number): Float32Array[] {
+function multiRowSum(a: Float32Array, base: number, size: number, width: number): Float32Array {
   const P = Math.max(4, Math.floor(ceilLog2(size) / 4));
   const step = 1 << P;
-  const acc = [0, 1, 2, 3].map(() => [0, 1, 2, 3].map(() => new Float32Array(width)));
-  const addRow = (r: number): void => {
-    for (let k = 0; k < 4; k++) {
-      const src = base + (4 * r + k) * width;
-      const dst = acc[0][k];
-      for (let l = 0; l < width; l++) dst[l] = f(dst[l] + a[src + l]);
-    }
-  };
+  const rowLen = 4 * width;
+  const acc = [0, 1, 2, 3].map(() => new Float32Array(rowLen)); // acc[j][k * width + l]
+  const acc0 = acc[0];
   let i = 0;
   while (i + step <= size) {
-    for (let s = 0; s < step; s++, i++) addRow(i);
+    for (let s = 0; s < step; s++, i++) {
+      const src = base + i * rowLen;
+      for (let t = 0; t < rowLen; t++) acc0[t] += a[src + t];
+    }
     for (let j = 1; j < 4; j++) {
-      for (let k = 0; k < 4; k++) {
-        for (let l = 0; l < width; l++) {
-          acc[j][k][l] = f(acc[j][k][l] + acc[j - 1][k][l]);
-          acc[j - 1][k][l] = 0;
-        }
+      const lo = acc[j - 1];
+      const hi = acc[j];
+      for (let t = 0; t < rowLen; t++) {
+        hi[t] += lo[t];
+        lo[t] = 0;
       }
       if ((i & ((step - 1) << (j * P))) !== 0) break;
     }
   }
-  for (; i < size; i++) addRow(i);
-  for (let j = 1; j < 4; j++) {
-    for (let k = 0; k < 4; k++) for (let l = 0; l < width; l++) acc[0][k][l] = f(acc[0][k][l] + acc[j][k][l]);
+  for (; i < size; i++) {
+    const src = base + i * rowLen;
+    for (let t = 0; t < rowLen; t++) acc0[t] += a[src + t];
   }
-  return acc[0];
+  for (let j = 1; j < 4; j++) for (let t = 0; t < rowLen; t++) acc0[t] += acc[j][t];
+  return acc0;
 }
 
 /** rowSum over `len` items of `width` lanes starting at a[base]: one item vector. */
 function rowSum(a: Float32Array, base: number, len: number, width: number): Float32Array {
   const m = Math.floor(len / 4);
-  const p = m > 0 ? multiRowSum(a, base, m, width) : [0, 1, 2, 3].map(() => new Float32Array(width));
+  const p = m > 0 ? multiRowSum(a, base, m, width) : new Float32Array(4 * width); // p[k * width + l]
   for (let i = 4 * m; i < len; i++) {
-    for (let l = 0; l < width; l++) p[0][l] = f(p[0][l] + a[base + i * width + l]);
+    for (let l = 0; l < width; l++) p[l] += a[base + i * width + l];
   }
   const out = new Float32Array(width);
-  for (let l = 0; l < width; l++) out[l] = f(f(f(p[0][l] + p[1][l]) + p[2][l]) + p[3][l]);
+  for (let l = 0; l < width; l++) out[l] = f(f(f(p[l] + p[width + l]) + p[2 * width + l]) + p[3 * width + l]);
   return out;
 }
 
