@@ -138,25 +138,35 @@ export function buildLlamaModel<Tok extends ModelTokenizer>(source: WeightSource
         return { kind: 'q4', q };
       }
       if (opts.quant === 'none') return { kind: 'f32', data: readPlain(name) };
-      const plan = planModuleQuantization(opts.quant, name, shape);
-      const x = source.readF32(name);
-      let w: LinearWeight;
-      if (plan.action === 'quant4') {
-        w = { kind: 'q4', q: quantizeTensor(x, shape, plan.settings, { name, allowNonFinite: opts.quant.allowNonFinite }) };
-      } else if (plan.action === 'int8') {
-        // No int8 kernels yet: the int8-rounded values run through the f32 matmul (exact result,
-        // no memory saving).
-        w = { kind: 'f32', data: toKernel(quantizeInt8PerRow(x, shape, name).dequantize()) };
-      } else {
-        w = { kind: 'f32', data: toKernel(plan.dtype === 'f16' || plan.dtype === 'bf16' ? roundThrough(x, plan.dtype) : x) };
-      }
+      const w = weightFromF32(name, source.readF32(name), shape, opts.quant);
       progress(name);
       return w;
+    };
+    /** The weight type the quantization plan gives `name` (its f32 data is consumed). */
+    const weightFromF32 = (name: string, x: Float32Array, shape: readonly number[], quant: QuantizationConfig): LinearWeight => {
+      const plan = planModuleQuantization(quant, name, shape);
+      if (plan.action === 'quant4') return { kind: 'q4', q: quantizeTensor(x, shape, plan.settings, { name, allowNonFinite: quant.allowNonFinite }) };
+      // No int8 kernels yet: the int8-rounded values run through the f32 matmul (exact result,
+      // no memory saving).
+      if (plan.action === 'int8') return { kind: 'f32', data: toKernel(quantizeInt8PerRow(x, shape, name).dequantize()) };
+      return { kind: 'f32', data: toKernel(plan.dtype === 'f16' || plan.dtype === 'bf16' ? roundThrough(x, plan.dtype) : x) };
     };
     const linear = (module: string, inFeatures: number, outFeatures: number): Linear => ({
       name: module, inFeatures, outFeatures, weight: linearWeight(`${module}.weight`, [outFeatures, inFeatures]), bias: readOptional(`${module}.bias`), lora: null,
     });
     const norm = (module: string): RmsNorm => ({ name: module, weight: readPlain(`${module}.weight`), eps: cfg.rmsNormEps });
+
+    /**
+     * Tied embeddings: the lm head shares the f32 table unless the plan explicitly gives lm_head
+     * another type (an override: the default skip list keeps it), then it gets its own copy.
+     */
+    const tiedHeadWeight = (embed: Float32Array): LinearWeight => {
+      const shape = [cfg.vocabSize, cfg.hiddenSize];
+      if (opts.quant === 'none') return { kind: 'f32', data: embed };
+      const plan = planModuleQuantization(opts.quant, 'lm_head.weight', shape);
+      if (plan.action === 'keep' && plan.dtype === null) return { kind: 'f32', data: embed };
+      return weightFromF32('lm_head.weight', Float32Array.from(embed), shape, opts.quant);
+    };
 
     const C = cfg.hiddenSize;
     const F = cfg.intermediateSize;
@@ -177,7 +187,7 @@ export function buildLlamaModel<Tok extends ModelTokenizer>(source: WeightSource
     }
     const finalNorm = norm('model.norm');
     const lmHead: Linear = cfg.tieWordEmbeddings
-      ? { name: 'lm_head', inFeatures: C, outFeatures: cfg.vocabSize, weight: { kind: 'f32', data: embed }, bias: null, lora: null }
+      ? { name: 'lm_head', inFeatures: C, outFeatures: cfg.vocabSize, weight: tiedHeadWeight(embed), bias: null, lora: null }
       : linear('lm_head', C, cfg.vocabSize);
     const weights: LlamaWeights = { embed, layers, norm: finalNorm, lmHead };
     return new LlamaModel(k, cfg, weights, tokenizer, owned);

@@ -282,6 +282,7 @@ export class LlamaModel<C extends LlamaDims = LlamaDims, Tok extends ModelTokeni
     if (this.disposed) return;
     this.disposed = true;
     this.dropWorkspace();
+    this.freeRope();
     for (const buf of this.ownedBuffers) this.kernels.free(buf);
     this.ownedBuffers.length = 0;
   }
@@ -320,9 +321,23 @@ export class LlamaModel<C extends LlamaDims = LlamaDims, Tok extends ModelTokeni
     if (this.rope === null || this.rope.maxPos <= maxPos) {
       let size = 256;
       while (size <= maxPos) size *= 2;
-      this.rope = buildRopeTables(this.config.rope, this.config.headDim, Math.min(size, context));
+      const tables = buildRopeTables(this.config.rope, this.config.headDim, Math.min(size, context));
+      // Resident in kernel memory: the wasm backend would otherwise copy them in on every call.
+      this.freeRope();
+      const cos = this.kernels.allocF32(tables.cos.length);
+      const sin = this.kernels.allocF32(tables.sin.length);
+      cos.set(tables.cos);
+      sin.set(tables.sin);
+      this.rope = { ...tables, cos, sin };
     }
     return this.rope;
+  }
+
+  private freeRope(): void {
+    if (this.rope === null) return;
+    this.kernels.free(this.rope.cos);
+    this.kernels.free(this.rope.sin);
+    this.rope = null;
   }
 
   private resolveKeyStart(mask: Uint8Array | Int32Array | undefined, B: number, Tk: number, cache: KvCache | null): Int32Array | null {

@@ -7,6 +7,7 @@ import { openCheckpoint } from '../../src/formats/safetensors.js';
 import { RefKernels } from '../../src/kernels/ref/index.js';
 import type { LlamaModel } from '../../src/model/llama.js';
 import { loadModel } from '../../src/model/load.js';
+import { resolveQuantizationConfig } from '../../src/quant/config.js';
 import { fixture } from '../helpers/shared.js';
 import { SENTENCE_IDS } from './helpers.js';
 
@@ -76,6 +77,17 @@ describe('stories260K with NF4 weights', () => {
     } finally {
       bnb.dispose();
     }
+  });
+
+  it('an override can quantize the tied lm head (the embedding lookup stays f32)', async () => {
+    const quant = resolveQuantizationConfig({ overrides: [{ match: 'lm_head', quantType: 'nf4' }] });
+    const m = await loadModel(fixture('models', 'stories260K'), { kernels, quant });
+    const head = m.linear('lm_head').weight;
+    assert.equal(head.kind, 'q4');
+    assert.equal(m.weights.embed.length, 512 * 64);
+    const ratio = perplexity(m, batch) / perplexity(f32, batch);
+    assert.ok(ratio < NF4_PERPLEXITY_RATIO_BOUND + 0.1, `ratio ${ratio}`);
+    m.dispose();
   });
 
   it(`perplexity grows by less than ×${NF4_PERPLEXITY_RATIO_BOUND}`, () => {
