@@ -130,3 +130,20 @@ describe('process exit', () => {
     });
   }
 });
+
+describe('wasm allocator: returning memory to the top', () => {
+  test('freeing blocks in any order brings the heap back to where it started', async () => {
+    const k = await createKernels({ backend: 'wasm', threads: 1 });
+    try {
+      const start = (k as unknown as HeapStats).heapUsedBytes;
+      const sizes = [10, 5000, 300, 70000, 16, 1234];
+      for (const order of [[0, 1, 2, 3, 4, 5], [5, 4, 3, 2, 1, 0], [2, 5, 0, 3, 1, 4]]) {
+        const bufs = sizes.map((n) => k.allocF32(n));
+        for (const i of order) k.free(bufs[i]);
+        assert.equal((k as unknown as HeapStats).heapUsedBytes, start, `free order ${order.join(',')}`);
+      }
+    } finally {
+      await k.dispose();
+    }
+  });
+});

@@ -4,7 +4,7 @@
 // - Blocks are rounded up to size classes (64-byte multiples up to 4 KiB, then 8 classes per power
 //   of two: at most 12.5% waste) and a freed block goes to its class's free list, so a training
 //   loop that allocates the same shapes every step reuses the same blocks and memory stays flat.
-//   Freeing the topmost block lowers the bump pointer instead.
+//   Freeing the topmost block lowers the bump pointer instead, past every free block below it.
 // - Every block is zero-filled when handed out and 64-byte aligned (SIMD loads, cache lines).
 // - Growth: memory.grow; for a SHARED memory every view made before the growth stays valid (the
 //   bytes never move), but `memory.buffer` is a new SharedArrayBuffer object after each growth.
@@ -33,6 +33,8 @@ export class WasmHeap {
   private top: number;
   private readonly base: number;
   private readonly freeLists = new Map<number, number[]>();
+  /** Free (listed) block end offset -> its start, to give blocks back to the top when it drops. */
+  private readonly freeByEnd = new Map<number, number>();
   /** Live block offset -> its size class in bytes. */
   private readonly live = new Map<number, number>();
   private readonly buffers = new WeakSet<ArrayBufferLike>();
@@ -79,6 +81,7 @@ export class WasmHeap {
     let off: number;
     if (list !== undefined && list.length > 0) {
       off = list.pop()!;
+      this.freeByEnd.delete(off + size);
     } else {
       off = this.top;
       this.ensure(off + size);
@@ -96,13 +99,21 @@ export class WasmHeap {
       throw new ShapeError('wasm free: not a live block of this backend (freed twice, or a sub-view?)', { expected: 'a buffer from allocF32', got: `offset ${off}` });
     }
     this.live.delete(off);
-    if (off + size === this.top) {
-      this.top = off;
+    if (off + size !== this.top) {
+      let list = this.freeLists.get(size);
+      if (list === undefined) this.freeLists.set(size, (list = []));
+      list.push(off);
+      this.freeByEnd.set(off + size, off);
       return;
     }
-    let list = this.freeLists.get(size);
-    if (list === undefined) this.freeLists.set(size, (list = []));
-    list.push(off);
+    // The top block: lower the bump pointer, then past any free blocks now at the top.
+    this.top = off;
+    for (let below = this.freeByEnd.get(this.top); below !== undefined; below = this.freeByEnd.get(this.top)) {
+      const list = this.freeLists.get(this.top - below)!;
+      list.splice(list.lastIndexOf(below), 1);
+      this.freeByEnd.delete(this.top);
+      this.top = below;
+    }
   }
 
   /** True when `view` lies in this memory (any buffer object it has exposed). */
