@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { IoError, ShapeError } from '../errors.js';
 import type { ModelConfig } from '../formats/hf-config.js';
 import { GgufTensorSource } from '../formats/gguf/llama.js';
+import { ggufTextTokenizer } from '../formats/gguf/tokenizer.js';
 import { openHfFolder } from '../formats/hf-folder.js';
 import type { TensorSource } from '../formats/safetensors.js';
 import { TOKENIZER_JSON, type TextTokenizer } from '../formats/tokenizer.js';
@@ -21,6 +22,8 @@ import { buildLlamaModel, type WeightSource } from './build.js';
 import type { LlamaModel } from './llama.js';
 
 const GGUF_EXTENSION = '.gguf';
+/** FORMATS.md §9: present when the GGUF carries a tokenizer. */
+const GGUF_TOKENIZER_MODEL_KEY = 'tokenizer.ggml.model';
 
 export interface LoadModelOptions {
   readonly kernels: Kernels;
@@ -77,7 +80,10 @@ export async function loadModel(path: string, opts: LoadModelOptions): Promise<L
     }
     const gguf = GgufTensorSource.open(full);
     try {
-      return buildLlamaModel<TextTokenizer>(safetensorsWeightSource(gguf, full), gguf.config, null, build);
+      // A GGUF without tokenizer metadata (weights only) loads with tokenizer null.
+      const tokenizer = gguf.file.metadata.has(GGUF_TOKENIZER_MODEL_KEY) ? ggufTextTokenizer(gguf.file) : null;
+      checkTokenizerFits(tokenizer, gguf.config, full);
+      return buildLlamaModel(safetensorsWeightSource(gguf, full), gguf.config, tokenizer, build);
     } finally {
       gguf.close();
     }

@@ -58,6 +58,10 @@ describe('GGUF models', () => {
     assert.ok(maxAbsDiff(logits, hfLogits) < F32_TOLERANCE);
     assert.ok(maxAbsDiff(logits, llamaCppLogits('stories260K-F32')) < F32_TOLERANCE);
     assert.equal(m.config.tieWordEmbeddings, true);
+    // tokenizer rebuilt from the GGUF metadata (512 tokens, scores all equal: see the README)
+    assert.ok(m.tokenizer !== null);
+    assert.equal(m.tokenizer.vocabSize, 512);
+    assert.equal(m.tokenizer.decode([403, 407, 261, 378]), hf.tokenizer?.decode([403, 407, 261, 378]));
     m.dispose();
   });
 
@@ -90,6 +94,7 @@ describe('GGUF models', () => {
     const a = gguf.forward(ids, 1, 3, { logits: 'all' });
     const b = folder.forward(ids, 1, 3, { logits: 'all' });
     assert.ok(maxAbsDiff(a, b) < 1e-6);
+    assert.deepEqual(gguf.tokenizer?.encode('Hello world'), [1, 15043, 3186]);
     const V = 32000;
     TINY_RANDOM_TOP.forEach(([id, value], p) => {
       assert.ok(Math.abs(b[p * V + id] - value) < 1e-4, `position ${p}`);
