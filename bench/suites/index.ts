@@ -2,6 +2,7 @@
 // Each suite lives in its own file in this folder; add it here.
 import type { BenchSuite } from '../harness.js';
 import { kernelsSuite } from './kernels.js';
+import { modelSuite } from './model.js';
 import { quantSuite } from './quant.js';
 
-export const SUITES: BenchSuite[] = [kernelsSuite, quantSuite];
+export const SUITES: BenchSuite[] = [kernelsSuite, quantSuite, modelSuite];

@@ -1,0 +1,157 @@
+// Suite `model`: a Llama with SmolLM2-135M's shape and random weights (bench/model-files.ts),
+// loaded NF4 + double quant on the wasm kernels with 2 threads: prompt processing tokens/s at 512
+// tokens and decoding tokens/s over 64 greedy tokens (after a 1-token BOS prompt, as llama-bench's
+// tg does from an empty context). Beside it, in the same process, llama.cpp through node-llama-cpp
+// (prebuilt CPU binary, 2 threads) on the same weights as a Q4_0 GGUF written by the project's
+// GGUF writer and Q4_0 quantizer. Runs of the two alternate so that load changes on a shared
+// machine hit both; the ratios are logged. The load's peak RSS is measured in a fresh child
+// process (bench/model-load-probe.ts).
+//
+// Result names: prompt_tokens_per_s, decode_tokens_per_s, the same prefixed
+// `peer:llama.cpp-q4_0:`, and load_peak_rss_mb. Targets (issue 5): decode >= 0.75x and prompt
+// >= 0.6x llama.cpp's Q4_0.
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { getLlama, type Token } from 'node-llama-cpp';
+import { createKernels } from '../../src/kernels/index.js';
+import { loadModel } from '../../src/model/load.js';
+import { Rng, argmax } from '../../src/model/sampling.js';
+import { resolveQuantizationConfig } from '../../src/quant/config.js';
+import type { BenchContext, BenchSuite, Timing } from '../harness.js';
+import { SMOLLM2_135M_SHAPE, writeBenchHfModel, writeBenchQ4_0Gguf } from '../model-files.js';
+
+const SHAPE = SMOLLM2_135M_SHAPE;
+const THREADS = 2;
+const PROMPT_TOKENS = 512;
+const DECODE_TOKENS = 64;
+const WEIGHT_SEED = 1;
+const PROMPT_SEED = 2;
+const BOS = 1;
+/** Timed runs per measurement (after one untimed warm-up run of each side). */
+const RUNS = 5;
+const PEER = 'peer:llama.cpp-q4_0:';
+
+function timingOf(seconds: number[]): Timing {
+  const s = [...seconds].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return { median: s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2, min: s[0], max: s[s.length - 1], runs: s.length };
+}
+
+/** One warm-up each, then RUNS alternating timed runs; each function returns its own seconds. */
+async function alternate(a: () => Promise<number>, b: () => Promise<number>): Promise<[Timing, Timing]> {
+  await a();
+  await b();
+  const ta: number[] = [];
+  const tb: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    ta.push(await a());
+    tb.push(await b());
+  }
+  return [timingOf(ta), timingOf(tb)];
+}
+
+function seconds(t0: number): number {
+  return (performance.now() - t0) / 1000;
+}
+
+/** Peak RSS of loading the model in a fresh process (MiB), from bench/model-load-probe. */
+function loadPeakRssMb(ctx: BenchContext, dir: string): number {
+  const here = fileURLToPath(import.meta.url);
+  const probe = fileURLToPath(new URL(`../model-load-probe${extname(here)}`, import.meta.url));
+  const r = spawnSync(process.execPath, [...process.execArgv, probe, dir, String(THREADS)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`model-load-probe failed (${r.status}): ${r.stderr}`);
+  const out = JSON.parse(r.stdout) as { peakRssMb: number; baselineRssMb: number; loadMs: number };
+  ctx.log(`load in a fresh process: peak RSS ${out.peakRssMb.toFixed(1)} MiB (${out.baselineRssMb.toFixed(1)} MiB before loading), ${(out.loadMs / 1000).toFixed(1)} s`);
+  return out.peakRssMb;
+}
+
+export const modelSuite: BenchSuite = {
+  name: 'model',
+  description: `${SHAPE.name} Llama (random weights), NF4+DQ: prompt ${PROMPT_TOKENS} / decode ${DECODE_TOKENS} tokens/s vs llama.cpp Q4_0, ${THREADS} threads`,
+  async run(ctx) {
+    const dir = mkdtempSync(join(tmpdir(), 'qlora-bench-model-'));
+    const ggufPath = join(dir, 'model-q4_0.gguf');
+    try {
+      let t0 = performance.now();
+      writeBenchHfModel(dir, SHAPE, WEIGHT_SEED);
+      ctx.log(`wrote the HF folder (F16) in ${seconds(t0).toFixed(1)} s`);
+      t0 = performance.now();
+      writeBenchQ4_0Gguf(dir, ggufPath, SHAPE);
+      ctx.log(`wrote the Q4_0 GGUF in ${seconds(t0).toFixed(1)} s`);
+
+      const peakRss = loadPeakRssMb(ctx, dir);
+      ctx.record({ name: 'load_peak_rss_mb', shape: `${SHAPE.name}/nf4-dq`, threads: THREADS, unit: 'MiB', median: peakRss, min: peakRss, max: peakRss, runs: 1 });
+
+      const rng = Rng.fromSeed(PROMPT_SEED);
+      const prompt = Int32Array.from({ length: PROMPT_TOKENS }, () => 3 + Math.floor(rng.nextFloat() * (SHAPE.vocabSize - 3)));
+
+      const kernels = await createKernels({ backend: 'wasm', threads: THREADS });
+      const model = await loadModel(dir, { kernels, quant: resolveQuantizationConfig() });
+      const cache = model.createKvCache(1, PROMPT_TOKENS + DECODE_TOKENS + 1);
+      const llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, progressLogs: false });
+      const peerModel = await llama.loadModel({ modelPath: ggufPath });
+      const peerContext = await peerModel.createContext({ contextSize: 1024, batchSize: PROMPT_TOKENS, threads: THREADS, sequences: 1 });
+      const sequence = peerContext.getSequence();
+      const peerPrompt = Array.from(prompt) as Token[];
+      ctx.log(`kernels ${kernels.name} x${kernels.threads}; llama.cpp ${llama.buildType} build, ${peerContext.currentThreads} threads`);
+      try {
+        const oursPrompt = async (): Promise<number> => {
+          const start = performance.now();
+          model.forward(prompt, 1, PROMPT_TOKENS, { cache, startPos: 0, logits: 'last' });
+          return seconds(start);
+        };
+        const peerPromptRun = async (): Promise<number> => {
+          await sequence.clearHistory();
+          const start = performance.now();
+          await sequence.evaluateWithoutGeneratingNewTokens(peerPrompt);
+          return seconds(start);
+        };
+        const [pp, peerPp] = await alternate(oursPrompt, peerPromptRun);
+        ctx.recordRate('prompt_tokens_per_s', `${SHAPE.name}/${PROMPT_TOKENS}`, THREADS, 'tokens/s', PROMPT_TOKENS, pp);
+        ctx.recordRate(`${PEER}prompt_tokens_per_s`, `${SHAPE.name}/${PROMPT_TOKENS}`, THREADS, 'tokens/s', PROMPT_TOKENS, peerPp);
+
+        // Decoding: BOS, then 64 greedy steps; only the 64 steps are timed on both sides.
+        const oursDecode = async (): Promise<number> => {
+          let next = argmax(model.forward(Int32Array.of(BOS), 1, 1, { cache, startPos: 0, logits: 'last' }));
+          const start = performance.now();
+          for (let i = 0; i < DECODE_TOKENS; i++) next = argmax(model.forward(Int32Array.of(next), 1, 1, { cache, startPos: i + 1, logits: 'last' }));
+          return seconds(start);
+        };
+        const peerDecode = async (): Promise<number> => {
+          await sequence.clearHistory();
+          let produced = 0;
+          let start = 0;
+          // evaluate() yields the token chosen after BOS, then one per further evaluation.
+          for await (const token of sequence.evaluate([BOS as Token], { temperature: 0 })) {
+            void token;
+            produced++;
+            if (produced === 1) start = performance.now();
+            if (produced === DECODE_TOKENS + 1) break;
+          }
+          return seconds(start);
+        };
+        const [tg, peerTg] = await alternate(oursDecode, peerDecode);
+        ctx.recordRate('decode_tokens_per_s', `${SHAPE.name}/${DECODE_TOKENS}`, THREADS, 'tokens/s', DECODE_TOKENS, tg);
+        ctx.recordRate(`${PEER}decode_tokens_per_s`, `${SHAPE.name}/${DECODE_TOKENS}`, THREADS, 'tokens/s', DECODE_TOKENS, peerTg);
+
+        const ppRatio = peerPp.median / pp.median;
+        const tgRatio = peerTg.median / tg.median;
+        ctx.log(`prompt ${PROMPT_TOKENS}: ${(PROMPT_TOKENS / pp.median).toFixed(1)} vs llama.cpp ${(PROMPT_TOKENS / peerPp.median).toFixed(1)} tokens/s = ${ppRatio.toFixed(2)}x (target >= 0.6x)`);
+        ctx.log(`decode ${DECODE_TOKENS}: ${(DECODE_TOKENS / tg.median).toFixed(1)} vs llama.cpp ${(DECODE_TOKENS / peerTg.median).toFixed(1)} tokens/s = ${tgRatio.toFixed(2)}x (target >= 0.75x)`);
+      } finally {
+        cache.dispose();
+        model.dispose();
+        await kernels.dispose();
+        await peerContext.dispose();
+        await peerModel.dispose();
+        await llama.dispose();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
