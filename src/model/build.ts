@@ -17,7 +17,8 @@ import type { DecoderLayerWeights } from '../nn/decoder-layer.js';
 import type { Linear, LinearWeight } from '../nn/linear.js';
 import type { MlpWeights } from '../nn/mlp.js';
 import type { RmsNorm } from '../nn/rmsnorm.js';
-import { LlamaModel, type LlamaWeights, type ModelTokenizer } from './llama.js';
+import type { TextTokenizer } from '../formats/tokenizer.js';
+import { LlamaModel, type LlamaWeights } from './llama.js';
 
 /** Where the tensors come from, HF-named (a GGUF source maps names and un-permutes Q/K first). */
 export interface WeightSource {
@@ -86,7 +87,7 @@ function roundThrough(x: Float32Array, dtype: 'f16' | 'bf16'): Float32Array {
   return x;
 }
 
-export function buildLlamaModel<Tok extends ModelTokenizer>(source: WeightSource, cfg: ModelConfig, tokenizer: Tok | null, opts: BuildOptions): LlamaModel<ModelConfig, Tok> {
+export function buildLlamaModel(source: WeightSource, cfg: ModelConfig, tokenizer: TextTokenizer | null, opts: BuildOptions): LlamaModel {
   const k = opts.kernels;
   const expected = expectedTensors(cfg);
   const expectedNames = new Set(expected.map((e) => e.name));

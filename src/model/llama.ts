@@ -19,6 +19,8 @@
 //   model.dispose()                        free kernel buffers
 // Not here: reading files (model/load.ts), sampling (generation), optimisers (train/).
 import { ShapeError, UnsupportedError } from '../errors.js';
+import type { ModelConfig } from '../formats/hf-config.js';
+import type { TextTokenizer } from '../formats/tokenizer.js';
 import type { Kernels } from '../kernels/kernels.js';
 import { Arena } from '../nn/arena.js';
 import type { SequenceContext } from '../nn/attention.js';
@@ -28,7 +30,7 @@ import {
 } from '../nn/decoder-layer.js';
 import { embeddingForward } from '../nn/embedding.js';
 import { createLinearCache, linearBackward, linearForward, maxLoraRank, type Linear, type LoraSlot } from '../nn/linear.js';
-import { crossEntropyBackward, crossEntropyForward, shiftLabels, type LossResult } from '../nn/loss.js';
+import { crossEntropyBackward, crossEntropyForward, IGNORE_INDEX, shiftLabels, type LossResult } from '../nn/loss.js';
 import { buildRopeTables, type RopeParams, type RopeTables } from '../nn/rope.js';
 import { rmsnormBackward, rmsnormForward, type RmsNorm } from '../nn/rmsnorm.js';
 import { KvCache } from './kv-cache.js';
@@ -51,6 +53,9 @@ export interface LlamaDims {
   readonly slidingWindow?: number | null;
 }
 
+/** Largest [rows, V] logits block of the training/scoring path (f32 elements; 16 MiB). */
+const HEAD_CHUNK_ELEMENTS = 1 << 22;
+
 /** Architectures this implementation runs (config `model_type` / GGUF `general.architecture`). */
 export const SUPPORTED_ARCHITECTURES = ['llama', 'mistral', 'qwen2'] as const;
 
@@ -64,10 +69,6 @@ export interface LlamaWeights {
   readonly lmHead: Linear;
 }
 
-/** The text tokenizer as far as the model cares (formats/tokenizer.ts TextTokenizer fits). */
-export interface ModelTokenizer {
-  readonly vocabSize: number;
-}
 
 export interface ForwardOptions {
   readonly cache?: KvCache;
@@ -90,7 +91,7 @@ interface ForwardWorkspace {
   readonly layer: DecoderLayerCache;
 }
 
-export class LlamaModel<C extends LlamaDims = LlamaDims, Tok extends ModelTokenizer = ModelTokenizer> {
+export class LlamaModel<C extends LlamaDims = ModelConfig, Tok = TextTokenizer> {
   private rope: RopeTables | null = null;
   private workspace: ForwardWorkspace | null = null;
   private readonly byName = new Map<string, Linear>();
@@ -246,18 +247,31 @@ export class LlamaModel<C extends LlamaDims = LlamaDims, Tok extends ModelTokeni
       const normCache = { x: null, rstd: arena.f32(N) };
       const xn = arena.f32(N * C);
       rmsnormForward(k, xn, normCache, this.weights.norm, acts[L], N, C);
+      // lm head + loss in row chunks: the [rows, V] logits never exist for all N rows at once
+      // (a 128K vocabulary × 2048 tokens would be 1 GiB).
+      const R = Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_ELEMENTS / V)));
+      let count = 0;
+      for (let i = 0; i < N; i++) if (targets[i] !== IGNORE_INDEX) count++;
       const headCache = createLinearCache();
-      const headXa = arena.f32(N * dims.loraRank);
-      const logits = arena.f32(N * V);
-      linearForward(k, logits, headCache, this.weights.lmHead, xn, N, headXa);
-      const result = crossEntropyForward(k, arena.f32(N), logits, targets, N, V);
+      const headXa = arena.f32(R * dims.loraRank);
+      const dxa = arena.f32(R * dims.loraRank);
+      const logits = arena.f32(R * V);
+      const dlogits = backward ? arena.f32(R * V) : logits;
+      const losses = arena.f32(R);
+      const grad = arena.f32(N * C);
+      let sum = 0;
+      for (let r0 = 0; r0 < N; r0 += R) {
+        const rows = Math.min(R, N - r0);
+        const tg = targets.subarray(r0, r0 + rows);
+        linearForward(k, logits, headCache, this.weights.lmHead, xn.subarray(r0 * C, (r0 + rows) * C), rows, headXa);
+        sum += crossEntropyForward(k, losses, logits, tg, rows, V).sum;
+        if (!backward) continue;
+        crossEntropyBackward(k, dlogits, logits, tg, rows, V, count);
+        linearBackward(k, grad.subarray(r0 * C, (r0 + rows) * C), dlogits, headCache, this.weights.lmHead, rows, dxa);
+      }
+      const result: LossResult = { loss: count > 0 ? sum / count : Number.NaN, sum, count };
       if (!backward) return result;
 
-      const dlogits = logits; // the logits are not needed after the loss gradient
-      crossEntropyBackward(k, dlogits, logits, targets, N, V, result.count);
-      const grad = arena.f32(N * C);
-      const dxa = arena.f32(N * dims.loraRank);
-      linearBackward(k, grad, dlogits, headCache, this.weights.lmHead, N, dxa);
       let dy = arena.f32(N * C);
       rmsnormBackward(k, dy, null, grad, normCache, this.weights.norm, N, C);
       const scratch = createDecoderLayerGradScratch(arena, this.weights.layers[0], dims);

@@ -64,7 +64,7 @@ export function checkTokenizerFits(tokenizer: TextTokenizer | null, cfg: ModelCo
   }
 }
 
-export async function loadModel(path: string, opts: LoadModelOptions): Promise<LlamaModel<ModelConfig, TextTokenizer>> {
+export async function loadModel(path: string, opts: LoadModelOptions): Promise<LlamaModel> {
   const full = resolve(path);
   let isDir: boolean;
   try {

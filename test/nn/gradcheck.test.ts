@@ -98,3 +98,46 @@ for (const [title, raw] of Object.entries(CONFIGS)) {
     });
   });
 }
+
+describe('lm head and loss in row chunks (vocabulary large enough for 3 chunks of 5 rows)', () => {
+  it('loss equals cross-entropy of the full logits, and gradients match central differences', () => {
+    const kernels = new RefKernels();
+    const V = 700_000; // 2^22 / V = 5 rows per chunk
+    const model = tinyModel(kernels, { model_type: 'llama', vocab_size: V, hidden_size: 8, intermediate_size: 8, num_hidden_layers: 1, num_attention_heads: 2, tie_word_embeddings: false }, 3);
+    attachRandomLora(model, 4);
+    const T = 12;
+    const rand = rng(8);
+    const ids = Int32Array.from({ length: T }, () => Math.floor(((rand() + 1) / 2) * V));
+    const logits = model.forward(ids, 1, T, { logits: 'all' });
+    let nll = 0;
+    for (let t = 0; t + 1 < T; t++) {
+      let max = -Infinity;
+      for (let v = 0; v < V; v++) max = Math.max(max, logits[t * V + v]);
+      let z = 0;
+      for (let v = 0; v < V; v++) z += Math.exp(logits[t * V + v] - max);
+      nll += Math.log(z) + max - logits[t * V + ids[t + 1]];
+    }
+    for (const lin of model.linears()) {
+      lin.lora?.dA.fill(0);
+      lin.lora?.dB.fill(0);
+    }
+    const r = model.forwardBackward(ids, 1, T);
+    assert.equal(r.count, T - 1);
+    assert.ok(Math.abs(r.sum - nll) < 1e-3 * Math.max(1, Math.abs(nll)), `${r.sum} vs ${nll}`);
+    for (const name of ['lm_head', 'model.layers.0.self_attn.q_proj']) {
+      const slot = model.linear(name).lora!;
+      for (const [param, grad] of [[slot.A, slot.dA], [slot.B, slot.dB]] as const) {
+        const i = 1;
+        const keep = param[i];
+        param[i] = keep + FD_STEP;
+        const up = model.loss(ids, 1, T).loss;
+        param[i] = keep - FD_STEP;
+        const down = model.loss(ids, 1, T).loss;
+        param[i] = keep;
+        const fd = (up - down) / (2 * FD_STEP);
+        assert.ok(Math.abs(fd - grad[i]) <= FD_ABS + FD_REL * Math.abs(grad[i]), `${name}: fd ${fd} vs ${grad[i]}`);
+      }
+    }
+    model.dispose();
+  });
+});
