@@ -92,6 +92,28 @@ describe('stories260K, f32 weights, ref kernels', () => {
     assert.ok(maxAbsDiff(padded.subarray(0, 512), model.forward(a, 1, T, { logits: 'last' })) < 1e-5);
   });
 
+  it('a left-padded batch decodes through the KV cache like each sequence alone', () => {
+    const a = SENTENCE_IDS.subarray(0, 10);
+    const b = SENTENCE_IDS.subarray(0, 6);
+    const T = 10;
+    const batch = new Int32Array(2 * T);
+    batch.set(a, 0);
+    batch.set(b, T + (T - b.length));
+    const mask = new Uint8Array(2 * T).fill(1);
+    mask.fill(0, T, T + (T - b.length));
+    const cache = model.createKvCache(2, 16);
+    model.forward(batch, 2, T, { cache, attentionMask: mask, logits: 'last' });
+    const aloneCache = model.createKvCache(1, 16);
+    model.forward(b, 1, b.length, { cache: aloneCache, logits: 'last' });
+    for (const next of [261, 378, 432]) {
+      const both = model.forward(Int32Array.of(next, next), 2, 1, { cache, logits: 'last' }); // the cache keeps the padding
+      const alone = model.forward(Int32Array.of(next), 1, 1, { cache: aloneCache, logits: 'last' });
+      assert.ok(maxAbsDiff(both.subarray(512), alone) < 1e-5);
+    }
+    cache.dispose();
+    aloneCache.dispose();
+  });
+
   it('a sequence longer than the context is a typed error', () => {
     assert.throws(() => model.forward(new Int32Array(513).fill(1), 1, 513, { logits: 'last' }), { name: 'ShapeError', message: /longer than the model context/ });
     assert.throws(() => model.forward(new Int32Array([1, 600]), 1, 2, { logits: 'last' }), { name: 'ShapeError', message: /outside the vocabulary/ });
