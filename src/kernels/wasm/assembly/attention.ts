@@ -5,8 +5,8 @@
 //   backward part 2:          u = g·Tk + j, one key row of one kv head (writes dk / dv row j,
 //                             summing over every query head of the group: no two threads write
 //                             the same row, so no reduction is needed).
-// The D dimension is vectorised: scores four keys at a time (one q load per four k loads, a
-// 4x4 transpose-add instead of four horizontal sums), weighted row sums with eight column
+// The D dimension is vectorised: scores eight keys at a time (one q load per eight k loads,
+// 4x4 transpose-adds instead of horizontal sums), weighted row sums with eight column
 // accumulators. Every loop over keys stays inside the visible range [keyStart, i + qOffset]:
 // masked keys are never read, so a NaN or Inf in an invisible cache row cannot leak as 0·x.
 
@@ -63,12 +63,39 @@ function weightedRowSum(dst: usize, wt: usize, wtStrideB: usize, src: usize, src
   }
 }
 
-/** out[j] = scale · (x · y_j) for j in [j0, j1), y_j = y + j·yStride elements: four keys per step. */
+/** Transpose-add: lane k of the result is the sum of the four lanes of a_k. */
+@inline function sum4(a0: v128, a1: v128, a2: v128, a3: v128): v128 {
+  const t01 = f32x4.add(v128.shuffle<f32>(a0, a1, 0, 1, 4, 5), v128.shuffle<f32>(a0, a1, 2, 3, 6, 7));
+  const t23 = f32x4.add(v128.shuffle<f32>(a2, a3, 0, 1, 4, 5), v128.shuffle<f32>(a2, a3, 2, 3, 6, 7));
+  return f32x4.add(v128.shuffle<f32>(t01, t23, 0, 2, 4, 6), v128.shuffle<f32>(t01, t23, 1, 3, 5, 7));
+}
+
+/** out[j] = scale · (x · y_j) for j in [j0, j1), y_j = y + j·yStride elements: eight keys per step. */
 function dotRows(out: usize, x: usize, y: usize, yStride: i32, j0: i32, j1: i32, D: i32, scale: f32): void {
   const rowB = <usize>yStride << 2;
   let j = j0;
   if ((D & 3) == 0) {
     const sv = f32x4.splat(scale);
+    for (; j + 8 <= j1; j += 8) {
+      const y0 = y + <usize>j * rowB;
+      const y1 = y0 + rowB, y2 = y1 + rowB, y3 = y2 + rowB, y4 = y3 + rowB, y5 = y4 + rowB, y6 = y5 + rowB, y7 = y6 + rowB;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
+      for (let d = 0; d < D; d += 4) {
+        const o = <usize>d << 2;
+        const xv = v128.load(x + o);
+        a0 = fmaF32x4(xv, v128.load(y0 + o), a0);
+        a1 = fmaF32x4(xv, v128.load(y1 + o), a1);
+        a2 = fmaF32x4(xv, v128.load(y2 + o), a2);
+        a3 = fmaF32x4(xv, v128.load(y3 + o), a3);
+        a4 = fmaF32x4(xv, v128.load(y4 + o), a4);
+        a5 = fmaF32x4(xv, v128.load(y5 + o), a5);
+        a6 = fmaF32x4(xv, v128.load(y6 + o), a6);
+        a7 = fmaF32x4(xv, v128.load(y7 + o), a7);
+      }
+      v128.store(out + (<usize>j << 2), f32x4.mul(sum4(a0, a1, a2, a3), sv));
+      v128.store(out + (<usize>j << 2), f32x4.mul(sum4(a4, a5, a6, a7), sv), 16);
+    }
     for (; j + 4 <= j1; j += 4) {
       const y0 = y + <usize>j * rowB;
       const y1 = y0 + rowB, y2 = y1 + rowB, y3 = y2 + rowB;
@@ -81,11 +108,7 @@ function dotRows(out: usize, x: usize, y: usize, yStride: i32, j0: i32, j1: i32,
         a2 = fmaF32x4(xv, v128.load(y2 + o), a2);
         a3 = fmaF32x4(xv, v128.load(y3 + o), a3);
       }
-      // Transpose-add: lane k of the result is the full sum of a_k.
-      const t01 = f32x4.add(v128.shuffle<f32>(a0, a1, 0, 1, 4, 5), v128.shuffle<f32>(a0, a1, 2, 3, 6, 7));
-      const t23 = f32x4.add(v128.shuffle<f32>(a2, a3, 0, 1, 4, 5), v128.shuffle<f32>(a2, a3, 2, 3, 6, 7));
-      const r = f32x4.add(v128.shuffle<f32>(t01, t23, 0, 2, 4, 6), v128.shuffle<f32>(t01, t23, 1, 3, 5, 7));
-      v128.store(out + (<usize>j << 2), f32x4.mul(r, sv));
+      v128.store(out + (<usize>j << 2), f32x4.mul(sum4(a0, a1, a2, a3), sv));
     }
   }
   for (; j < j1; j++) store<f32>(out + (<usize>j << 2), dotF32(x, y + <usize>j * rowB, D) * scale);
