@@ -1,4 +1,4 @@
-// Vector math shared by the norm, activation, loss and attention kernels (not exported from the
+// Vector math shared by the activation, loss and attention kernels (not exported from the
 // module: v128 values do not cross the JS boundary): FMA, a vectorised e^x, row max, and the
 // exp-and-sum of a shifted row. Not kernels themselves.
 
@@ -8,8 +8,9 @@
 }
 
 // e^x for 4 lanes (Cephes expf): x = n·ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial,
-// 2^n by building the exponent bits. ~1 ulp on [-87.3, 88.7]; +inf above, 0 below (the f32
-// subnormal range is flushed: < 1.2e-38 absolute), NaN stays NaN.
+// 2^n by building the exponent bits. ~1 ulp on [-87.3, 88.37] (x in (88.37, 88.72] saturates
+// at e^88.37), +inf above 88.72, 0 below -87.3 (the f32 subnormal range is flushed: < 1.2e-38
+// absolute), NaN stays NaN.
 const EXP_HI: f32 = 88.3762626647949;
 const EXP_LO: f32 = -87.3365478515625;
 const EXP_OVERFLOW: f32 = 88.72283935546875;
