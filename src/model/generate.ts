@@ -20,7 +20,7 @@ import { ConfigError, ShapeError } from '../errors.js';
 import type { GenerationConfig } from '../formats/hf-folder.js';
 import type { KvCache } from './kv-cache.js';
 import type { ForwardOptions } from './llama.js';
-import { Sampler, resolveSampling, type SamplingOptions } from './sampling.js';
+import { Sampler, resolveSampling, type SamplingConfig, type SamplingOptions } from './sampling.js';
 
 // ---- what generation needs from a model and its tokenizer (LlamaModel + TextTokenizer fit) ----------
 
@@ -63,8 +63,8 @@ export interface GenerateOptions extends SamplingOptions {
   stop?: readonly string[];
   /** Token ids that end generation. Default: the tokenizer's and the model config's EOS ids. */
   eosTokenIds?: readonly number[];
-  /** Called for every generated token with the text it releases (may be '' while held back). */
-  onToken?: (delta: string, id: number) => void;
+  /** Called for every generated token with the text it releases (may be '' while held back); index = sequence in a batch. */
+  onToken?: (delta: string, id: number, index: number) => void;
   /** Checked between tokens; once aborted, the result so far is returned with finishReason 'aborted'. */
   signal?: AbortSignal;
   /** Tokenizer to use when the model has none attached. */
@@ -135,109 +135,176 @@ function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
+/** One sequence being generated: its sampler, tokens, streamed text and stop-string hold-back. */
+class SequenceState {
+  readonly ids: number[] = [];
+  readonly history: number[];
+  text = '';
+  finishReason: FinishReason | null = null;
+  private pending = '';
+  private readonly decoder: StreamDecoder;
+  private readonly sampler: Sampler;
+
+  constructor(
+    readonly index: number,
+    readonly promptIds: number[],
+    tok: GenerationTokenizer,
+    sampling: SamplingConfig,
+    private readonly stops: readonly string[],
+    private readonly eos: ReadonlySet<number>,
+    private readonly onToken: ((delta: string, id: number, index: number) => void) | undefined,
+  ) {
+    this.history = promptIds.slice();
+    this.decoder = tok.createStreamDecoder({ skipSpecialTokens: true });
+    this.sampler = new Sampler(sampling);
+  }
+
+  /** Choose the next token from this sequence's logits [V] (modified), stream it, check the ends. */
+  step(logits: Float32Array, budget: number): number {
+    const id = this.sampler.next(logits, this.history);
+    this.ids.push(id);
+    this.history.push(id);
+    if (this.eos.has(id)) {
+      this.finishReason = 'eos';
+    } else {
+      this.pending += this.decoder.push(id);
+      const at = firstStop(this.pending, this.stops);
+      if (at >= 0) {
+        this.emit(this.pending.slice(0, at), id);
+        this.pending = '';
+        this.finishReason = 'stop';
+      } else {
+        const hold = partialStopSuffix(this.pending, this.stops);
+        this.emit(this.pending.slice(0, this.pending.length - hold), id);
+        this.pending = this.pending.slice(this.pending.length - hold);
+      }
+    }
+    if (this.finishReason === null && this.ids.length >= budget) this.finishReason = 'length';
+    return id;
+  }
+
+  /** End without a stop string: nothing can complete one, so release what was held back. */
+  finish(reason: FinishReason): void {
+    this.finishReason ??= reason;
+    if (this.finishReason === 'stop') return;
+    const tail = this.pending + this.decoder.flush();
+    this.pending = '';
+    if (tail.length > 0) this.emit(tail, this.ids[this.ids.length - 1]);
+  }
+
+  private emit(delta: string, id: number): void {
+    this.text += delta;
+    this.onToken?.(delta, id, this.index);
+  }
+}
+
+function checkPrompt(promptIds: readonly number[], V: number, context: number, field: string): void {
+  if (promptIds.length === 0) throw new ShapeError('the prompt has no tokens', { field, hint: 'give some text, or token ids starting with BOS' });
+  for (let i = 0; i < promptIds.length; i++) {
+    const id = promptIds[i];
+    if (!Number.isInteger(id) || id < 0 || id >= V) throw new ShapeError('prompt token id outside the vocabulary', { field: `${field}[${i}]`, expected: `0 <= id < ${V}`, got: String(id) });
+  }
+  if (promptIds.length >= context) {
+    throw new ShapeError('the prompt does not fit in the model context', {
+      field,
+      expected: `fewer than ${context} tokens (max_position_embeddings), leaving room to generate`,
+      got: `${promptIds.length} tokens`,
+    });
+  }
+}
+
 /**
  * Generate a continuation of `input`. Greedy by default (temperature 0); see SamplingOptions for
  * temperature / top-k / top-p / min-p / repetition penalty / seed. Between tokens the event loop
  * runs, so an abort signal raised by a signal handler or timer is seen before the next token.
  */
 export async function generate(model: GenerationModel, input: GenerationInput, opts: GenerateOptions = {}): Promise<GenerationResult> {
+  const onToken = opts.onToken;
+  const [only] = await generateBatch(model, [input], { ...opts, onToken: onToken === undefined ? undefined : (delta, id) => onToken(delta, id, 0) });
+  return only;
+}
+
+/**
+ * Generate continuations of several inputs together: prompts are left-padded to one length and
+ * masked (the model's attention mask), then every step decodes one token of each unfinished
+ * sequence in one forward pass. Each sequence has its own sampler seeded with `seed`, so a
+ * sequence's tokens do not depend on the others in the batch. Timings are the batch's
+ * (promptTokens counts this sequence's own tokens).
+ */
+export async function generateBatch(model: GenerationModel, inputs: readonly GenerationInput[], opts: GenerateOptions = {}): Promise<GenerationResult[]> {
   const tok = tokenizerOf(model, opts);
-  const sampler = new Sampler(resolveSampling(opts));
+  const sampling = resolveSampling(opts);
   const maxNew = opts.maxNewTokens ?? DEFAULT_MAX_NEW_TOKENS;
   if (!Number.isInteger(maxNew) || maxNew < 0) throw new ConfigError('invalid maxNewTokens', { field: 'maxNewTokens', expected: 'an integer >= 0', got: String(maxNew) });
+  if (inputs.length === 0) return [];
   const stops = (opts.stop ?? []).filter((s) => s.length > 0);
   const eos = new Set(opts.eosTokenIds ?? [...tok.eosTokenIds, ...(model.config.eosTokenIds ?? [])]);
-
-  const promptIds = promptIdsOf(input, tok);
   const V = model.config.vocabSize;
   const context = model.config.maxPositionEmbeddings;
-  if (promptIds.length === 0) throw new ShapeError('the prompt has no tokens', { field: 'prompt', hint: 'give some text, or token ids starting with BOS' });
-  for (let i = 0; i < promptIds.length; i++) {
-    const id = promptIds[i];
-    if (!Number.isInteger(id) || id < 0 || id >= V) throw new ShapeError('prompt token id outside the vocabulary', { field: `prompt[${i}]`, expected: `0 <= id < ${V}`, got: String(id) });
-  }
-  if (promptIds.length >= context) {
-    throw new ShapeError('the prompt does not fit in the model context', {
-      field: 'prompt',
-      expected: `fewer than ${context} tokens (max_position_embeddings), leaving room to generate`,
-      got: `${promptIds.length} tokens`,
-    });
-  }
-  const budget = Math.min(maxNew, context - promptIds.length);
 
-  const history = promptIds.slice();
-  const ids: number[] = [];
-  const decoder = tok.createStreamDecoder({ skipSpecialTokens: true });
-  let text = '';
-  let pending = '';
-  let finishReason: FinishReason = 'length';
-  const emit = (delta: string, id: number): void => {
-    text += delta;
-    opts.onToken?.(delta, id);
-  };
+  const B = inputs.length;
+  const seqs = inputs.map((input, b) => {
+    const promptIds = promptIdsOf(input, tok);
+    checkPrompt(promptIds, V, context, B === 1 ? 'prompt' : `prompts[${b}]`);
+    return new SequenceState(b, promptIds, tok, sampling, stops, eos, opts.onToken);
+  });
+  const T = Math.max(...seqs.map((q) => q.promptIds.length));
+  const budget = Math.min(maxNew, context - T);
+  if (budget === 0) return seqs.map((q) => result(q, 0, 0, 'length'));
 
+  // Left padding: padded slots hold a valid id (never attended to: the mask starts each row at
+  // its first real token) and the model's default positions start every prompt at 0.
+  const padded = seqs.some((q) => q.promptIds.length < T);
+  const ids = new Int32Array(B * T);
+  const mask = new Uint8Array(B * T);
+  for (const q of seqs) {
+    const offset = T - q.promptIds.length;
+    ids.set(q.promptIds, q.index * T + offset);
+    mask.fill(1, q.index * T + offset, (q.index + 1) * T);
+  }
+  const cache = model.createKvCache(B, T + budget);
   let promptMs = 0;
   let genMs = 0;
-  if (budget === 0) return result(text, ids, promptIds, 0, 0, 'length');
-  const cache = model.createKvCache(1, promptIds.length + budget);
   try {
     let t0 = performance.now();
-    let logits = model.forward(Int32Array.from(promptIds), 1, promptIds.length, { cache, startPos: 0, logits: 'last' });
+    let logits = model.forward(ids, B, T, { cache, startPos: 0, logits: 'last', attentionMask: padded ? mask : undefined });
+    const next = new Int32Array(B);
     for (let step = 0; ; step++) {
-      const id = sampler.next(logits, history);
-      ids.push(id);
-      history.push(id);
-      if (eos.has(id)) {
-        finishReason = 'eos';
-      } else {
-        pending += decoder.push(id);
-        const at = firstStop(pending, stops);
-        if (at >= 0) {
-          emit(pending.slice(0, at), id);
-          pending = '';
-          finishReason = 'stop';
-        } else {
-          const hold = partialStopSuffix(pending, stops);
-          emit(pending.slice(0, pending.length - hold), id);
-          pending = pending.slice(pending.length - hold);
-        }
+      for (const q of seqs) {
+        // A finished sequence keeps a slot in the batch; its last token is fed again, unused.
+        next[q.index] = q.finishReason === null ? q.step(logits.subarray(q.index * V, (q.index + 1) * V), budget) : next[q.index];
       }
       const t1 = performance.now();
       if (step === 0) promptMs = t1 - t0;
       else genMs += t1 - t0;
-      if (finishReason !== 'length') break;
-      if (ids.length >= budget) break;
+      if (seqs.every((q) => q.finishReason !== null)) break;
       await yieldToEventLoop();
-      t0 = performance.now();
       if (opts.signal?.aborted === true) {
-        finishReason = 'aborted';
+        for (const q of seqs) q.finish('aborted');
         break;
       }
-      logits = model.forward(Int32Array.of(id), 1, 1, { cache, startPos: promptIds.length + step, logits: 'last' });
+      t0 = performance.now();
+      logits = model.forward(next, B, 1, { cache, startPos: T + step, logits: 'last' });
     }
   } finally {
     cache.dispose();
   }
-  if (finishReason !== 'stop') {
-    // Nothing more can complete a stop string: release what was held back and the decoder's tail.
-    const tail = pending + decoder.flush();
-    if (tail.length > 0) emit(tail, ids[ids.length - 1]);
-  }
-  return result(text, ids, promptIds, promptMs, genMs, finishReason);
+  for (const q of seqs) q.finish('length');
+  return seqs.map((q) => result(q, promptMs, genMs, q.finishReason ?? 'length'));
 }
 
-function result(text: string, ids: number[], promptIds: number[], promptMs: number, genMs: number, finishReason: FinishReason): GenerationResult {
+function result(q: SequenceState, promptMs: number, genMs: number, finishReason: FinishReason): GenerationResult {
   const rate = (n: number, ms: number): number => (n > 0 && ms > 0 ? (n * 1000) / ms : 0);
   return {
-    text,
-    ids,
-    promptIds,
-    promptTokens: promptIds.length,
-    generatedTokens: ids.length,
+    text: q.text,
+    ids: q.ids,
+    promptIds: q.promptIds,
+    promptTokens: q.promptIds.length,
+    generatedTokens: q.ids.length,
     promptMs,
     genMs,
-    promptTokensPerS: rate(promptIds.length, promptMs),
-    genTokensPerS: rate(ids.length - 1, genMs),
+    promptTokensPerS: rate(q.promptIds.length, promptMs),
+    genTokensPerS: rate(q.ids.length - 1, genMs),
     finishReason,
   };
 }

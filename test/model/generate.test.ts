@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { ConfigError, ShapeError } from '../../src/errors.js';
 import { TextTokenizer } from '../../src/formats/tokenizer.js';
 import { RefKernels } from '../../src/kernels/ref/index.js';
-import { generate, resolveGenerationSampling, type GenerateOptions } from '../../src/model/generate.js';
+import { generate, generateBatch, resolveGenerationSampling, type GenerateOptions } from '../../src/model/generate.js';
 import { openHfFolder } from '../../src/formats/hf-folder.js';
 import { loadModel } from '../../src/model/load.js';
 import { fixture } from '../helpers/shared.js';
@@ -154,6 +154,26 @@ describe('generate on stories260K', () => {
     assert.equal(r.finishReason, 'aborted');
     assert.ok(r.ids.length >= 1 && r.ids.length < 64);
     assert.deepEqual(r.ids, GREEDY_FROM_BOS.slice(0, r.ids.length));
+  });
+
+  it('a left-padded batch gives each sequence the same tokens as generating it alone', async () => {
+    const prompts = ['Once upon a time', BOS, 'One day, a clever fox found a shiny key'];
+    const check = async (opts: GenerateOptions): Promise<void> => {
+      const deltas = ['', '', ''];
+      const batch = await generateBatch(model, prompts, { eosTokenIds: [2], ...opts, onToken: (d, _id, i) => (deltas[i] += d) });
+      for (let i = 0; i < prompts.length; i++) {
+        const alone = await run(prompts[i], opts);
+        assert.deepEqual(batch[i].ids, alone.ids, `sequence ${i}`);
+        assert.equal(batch[i].text, alone.text);
+        assert.equal(batch[i].finishReason, alone.finishReason);
+        assert.equal(deltas[i], batch[i].text);
+      }
+    };
+    await check({ maxNewTokens: 16 });
+    // Sequences end at different steps (EOS / stop string) while the others go on.
+    await check({ maxNewTokens: 24, eosTokenIds: [432], stop: ['park'] });
+    await check({ maxNewTokens: 12, temperature: 1, topP: 0.9, seed: 11 });
+    assert.deepEqual(await generateBatch(model, [], {}), []);
   });
 
   it('needs a tokenizer', async () => {
