@@ -104,6 +104,11 @@ describe('loadModel: checkpoint variants and bad input', () => {
     await assert.rejects(loadModel(folder([...tensors, extra]), { kernels }), { name: 'ShapeError', field: extra.name, message: /unexpected/ });
   });
 
+  it('refuses an unsupported architecture by name, listing the supported ones', async () => {
+    const dir = folder(tensors, { configEdit: (c) => { c.model_type = 'gpt2'; c.architectures = ['GPT2LMHeadModel']; } });
+    await assert.rejects(loadModel(dir, { kernels }), (err: Error) => err.name === 'UnsupportedError' && /gpt2|GPT2/.test(err.message) && /llama/i.test(err.message));
+  });
+
   it('refuses a tokenizer with more tokens than the model vocabulary', async () => {
     const ts = tensors.map((t) => (t.name === 'model.embed_tokens.weight' ? { ...t, shape: [256, 64], data: (t.data as Uint8Array).subarray(0, 256 * 64 * 4) } : t));
     const dir = folder(ts, { configEdit: (c) => { c.vocab_size = 256; } });
