@@ -10,7 +10,8 @@ import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ConfigError } from '../errors.js';
 import { openHfFolder, type GenerationConfig } from '../formats/hf-folder.js';
-import { generate, resolveGenerationSampling, type ChatMessage, type GenerationInput } from '../model/generate.js';
+import type { ChatMessage } from '../formats/tokenizer.js';
+import { generate, resolveGenerationSampling, type GenerationInput } from '../model/generate.js';
 import { loadPeftAdapter } from '../model/peft-adapter.js';
 import { addModelLoadOptions, disposeLoaded, loadModelFromCli, positiveIntegerOption, type ModelLoadCliOptions } from './model-options.js';
 

@@ -12,36 +12,23 @@
 //
 // Timings: `promptMs` covers the prompt forward and the choice of the first token; `genMs` covers
 // the remaining tokens, one forward + choice each, so genTokensPerS = (generatedTokens − 1) / genMs.
+// Batches (generateBatch): prompts are left-padded and masked, then one forward per step decodes a
+// token for every sequence; generate() is the batch of one.
 //
 // Also here: sampling defaults from generation_config.json as transformers applies them.
 // Not here: the forward pass (llama.ts), token selection (sampling.ts), tokenization (formats/).
 
 import { ConfigError, ShapeError } from '../errors.js';
 import type { GenerationConfig } from '../formats/hf-folder.js';
+import type { ChatMessage, StreamDecoder, TextTokenizer } from '../formats/tokenizer.js';
 import type { KvCache } from './kv-cache.js';
 import type { ForwardOptions } from './llama.js';
 import { Sampler, resolveSampling, type SamplingConfig, type SamplingOptions } from './sampling.js';
 
-// ---- what generation needs from a model and its tokenizer (LlamaModel + TextTokenizer fit) ----------
+// ---- what generation needs from a model and its tokenizer -----------------------------------------------
 
-export interface ChatMessage {
-  role: string;
-  content: string;
-  [key: string]: unknown;
-}
-
-export interface StreamDecoder {
-  push(id: number): string;
-  flush(): string;
-}
-
-export interface GenerationTokenizer {
-  readonly eosTokenIds: readonly number[];
-  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
-  decode(ids: readonly number[], opts?: { skipSpecialTokens?: boolean }): string;
-  applyChatTemplate(messages: readonly ChatMessage[], opts?: { addGenerationPrompt?: boolean }): number[];
-  createStreamDecoder(opts?: { skipSpecialTokens?: boolean }): StreamDecoder;
-}
+/** What generation uses of a tokenizer (formats/tokenizer.ts). */
+export type GenerationTokenizer = Pick<TextTokenizer, 'eosTokenIds' | 'encode' | 'decode' | 'applyChatTemplate' | 'createStreamDecoder'>;
 
 /** What generation uses of a model (LlamaModel fits). */
 export interface GenerationModel {
