@@ -19,6 +19,11 @@
   return i8x16.swizzle(t, e);
 }
 
+/** f32(v + zero) for the zero-point variant (the same two roundings as the reference). */
+@inline function withZero(v: v128, zv: v128, hasZero: bool): v128 {
+  return hasZero ? f32x4.add(v, zv) : v;
+}
+
 @inline function fma(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
   return f32x4.add(c, f32x4.mul(a, b));
@@ -85,8 +90,9 @@
       else store<f32>(out + (<usize>(c - <u32>c0) << 2), v);
       c++;
     }
-    if (!hasZero) {
+    {
       const sv = f32x4.splat(scale);
+      const zv = f32x4.splat(zero);
       while (c + 32 <= runEnd) {
         const v = v128.load(packed + ((rowBase + c) >> 1));
         const hi = i8x16.shr_u(v, 4);
@@ -100,10 +106,10 @@
           const pb = i8x16.shuffle(p0, p1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
           const pc = i8x16.shuffle(p2, p3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
           const pd = i8x16.shuffle(p2, p3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-          const f0 = f32x4.mul(i8x16.shuffle(pa, pc, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), sv);
-          const f1 = f32x4.mul(i8x16.shuffle(pa, pc, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), sv);
-          const f2 = f32x4.mul(i8x16.shuffle(pb, pd, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), sv);
-          const f3 = f32x4.mul(i8x16.shuffle(pb, pd, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), sv);
+          const f0 = withZero(f32x4.mul(i8x16.shuffle(pa, pc, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), sv), zv, hasZero);
+          const f1 = withZero(f32x4.mul(i8x16.shuffle(pa, pc, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), sv), zv, hasZero);
+          const f2 = withZero(f32x4.mul(i8x16.shuffle(pb, pd, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), sv), zv, hasZero);
+          const f3 = withZero(f32x4.mul(i8x16.shuffle(pb, pd, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), sv), zv, hasZero);
           const oh = o;
           if (DOT) {
             a0 = fma(f0, v128.load(x + oh), a0); a1 = fma(f1, v128.load(x + oh, 16), a1);
@@ -120,10 +126,10 @@
           const pb = i8x16.shuffle(p0, p1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
           const pc = i8x16.shuffle(p2, p3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
           const pd = i8x16.shuffle(p2, p3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-          const f0 = f32x4.mul(i8x16.shuffle(pa, pc, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), sv);
-          const f1 = f32x4.mul(i8x16.shuffle(pa, pc, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), sv);
-          const f2 = f32x4.mul(i8x16.shuffle(pb, pd, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), sv);
-          const f3 = f32x4.mul(i8x16.shuffle(pb, pd, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), sv);
+          const f0 = withZero(f32x4.mul(i8x16.shuffle(pa, pc, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), sv), zv, hasZero);
+          const f1 = withZero(f32x4.mul(i8x16.shuffle(pa, pc, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), sv), zv, hasZero);
+          const f2 = withZero(f32x4.mul(i8x16.shuffle(pb, pd, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), sv), zv, hasZero);
+          const f3 = withZero(f32x4.mul(i8x16.shuffle(pb, pd, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), sv), zv, hasZero);
           const oh = o + 64;
           if (DOT) {
             a4 = fma(f0, v128.load(x + oh), a4); a5 = fma(f1, v128.load(x + oh, 16), a5);
