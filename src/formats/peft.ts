@@ -26,8 +26,6 @@ export const ADAPTER_WEIGHTS_BIN_NAME = 'adapter_model.bin';
 export const PEFT_KEY_PREFIX = 'base_model.model.';
 /** PEFT's default `target_modules` for the Llama family (llama, mistral, qwen2) when the config has null. */
 export const PEFT_DEFAULT_LLAMA_TARGETS: readonly string[] = Object.freeze(['q_proj', 'v_proj']);
-/** Layer-index pattern PEFT uses for llama when `layers_pattern` is null. */
-const DEFAULT_LAYERS_PATTERN = 'layers';
 /** PEFT's shorthand for every Linear except the output layer. */
 const ALL_LINEAR = 'all-linear';
 
@@ -232,9 +230,11 @@ function selects(selector: readonly string[] | string, module: string): boolean 
   return selector.some((entry) => module === entry || module.endsWith(`.${entry}`));
 }
 
-function layerIndex(module: string, patterns: readonly string[]): number | null {
-  for (const p of patterns) {
-    const m = new RegExp(`(?:^|\\.)${p}\\.(\\d+)\\.`).exec(module);
+/** Layer index of a module name as PEFT finds it (any `<word>.<n>.` when layers_pattern is unset). */
+function layerIndex(module: string, patterns: readonly string[] | null): number | null {
+  const regexes = patterns === null || patterns.length === 0 ? [/^.*\.[^.]*\.(\d+)\./] : patterns.map((p) => new RegExp(`^.*\\.${p}\\.(\\d+)\\.`));
+  for (const re of regexes) {
+    const m = re.exec(module);
     if (m !== null) return Number(m[1]);
   }
   return null;
@@ -246,8 +246,10 @@ export function adapterTargets(config: LoraAdapterConfig, module: string): boole
   const hit = t === ALL_LINEAR ? module !== 'lm_head' : selects(t, module);
   if (!hit) return false;
   if (config.excludeModules !== null && selects(config.excludeModules, module)) return false;
-  if (config.layersToTransform !== null) {
-    const idx = layerIndex(module, config.layersPattern ?? [DEFAULT_LAYERS_PATTERN]);
+  // PEFT filters by layer only for list targets matched by suffix (tuners_utils.py
+  // check_target_module_exists); a regex target_modules selects layers itself.
+  if (config.layersToTransform !== null && config.layersToTransform.length > 0 && Array.isArray(t) && !t.includes(module)) {
+    const idx = layerIndex(module, config.layersPattern);
     if (idx === null || !config.layersToTransform.includes(idx)) return false;
   }
   return true;

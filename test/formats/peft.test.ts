@@ -99,6 +99,13 @@ test('target_modules semantics: suffix list, regex, default, exclude, layers_to_
   const layers = parseAdapterConfig({ peft_type: 'LORA', target_modules: ['q_proj'], layers_to_transform: [1, 3] }, file);
   assert.ok(adapterTargets(layers, 'model.layers.3.self_attn.q_proj'));
   assert.ok(!adapterTargets(layers, 'model.layers.2.self_attn.q_proj'));
+  const named = parseAdapterConfig({ peft_type: 'LORA', target_modules: ['q_proj'], layers_to_transform: 0, layers_pattern: 'layers' }, file);
+  assert.ok(adapterTargets(named, 'model.layers.0.self_attn.q_proj'));
+  assert.ok(!adapterTargets(named, 'model.layers.10.self_attn.q_proj'));
+  const exact = parseAdapterConfig({ peft_type: 'LORA', target_modules: ['model.layers.2.self_attn.q_proj'], layers_to_transform: [0] }, file);
+  assert.ok(adapterTargets(exact, 'model.layers.2.self_attn.q_proj'), 'an exact module name is not filtered by layer, as in PEFT');
+  const regexLayers = parseAdapterConfig({ peft_type: 'LORA', target_modules: '.*q_proj', layers_to_transform: [1] }, file);
+  assert.ok(adapterTargets(regexLayers, 'model.layers.2.self_attn.q_proj'), 'a regex target ignores layers_to_transform, as PEFT does');
 });
 
 test('scale: alpha/r, rsLoRA alpha/sqrt(r), rank_pattern and alpha_pattern', () => {
