@@ -147,9 +147,7 @@ export function buildLlamaModel(source: WeightSource, cfg: ModelConfig, tokenize
     const weightFromF32 = (name: string, x: Float32Array, shape: readonly number[], quant: QuantizationConfig): LinearWeight => {
       const plan = planModuleQuantization(quant, name, shape);
       if (plan.action === 'quant4') return { kind: 'q4', q: quantizeTensor(x, shape, plan.settings, { name, allowNonFinite: quant.allowNonFinite }) };
-      // No int8 kernels yet: the int8-rounded values run through the f32 matmul (exact result,
-      // no memory saving).
-      if (plan.action === 'int8') return { kind: 'f32', data: toKernel(quantizeInt8PerRow(x, shape, name).dequantize()) };
+      if (plan.action === 'int8') return { kind: 'int8', q: quantizeInt8PerRow(x, shape, name) };
       return { kind: 'f32', data: toKernel(plan.dtype === 'f16' || plan.dtype === 'bf16' ? roundThrough(x, plan.dtype) : x) };
     };
     const linear = (module: string, inFeatures: number, outFeatures: number): Linear => ({

@@ -1,7 +1,8 @@
 // Linear layer: y[M,out] = x[M,in] · Wᵀ + b + s · (x · Aᵀ) · Bᵀ, forward and backward.
 //
-// The frozen base weight W is a *weight type* (ARCHITECTURE.md §1): plain f32 or a 4-bit
-// Quant4Weight (NF4/FP4, consumed by the kernels without materialising f32). The optional LoRA
+// The frozen base weight W is a *weight type* (ARCHITECTURE.md §1): plain f32, a 4-bit
+// Quant4Weight (NF4/FP4, consumed by the kernels without materialising f32), or int8 per-row
+// (the `int8` per-module override; dequantized panel by panel into the f32 matmul). The optional LoRA
 // slot follows PEFT semantics (FORMATS.md §10): A [r, in], B [out, r], scale s = α/r (or α/√r),
 // dropout applies only to the LoRA input (not implemented here: dropout is a training concern and
 // is passed in as an already-masked input by the trainer when it exists).
@@ -12,10 +13,24 @@
 import type { Kernels } from '../kernels/kernels.js';
 import type { Quant4Weight } from '../quant/types.js';
 
+/** Int8 per-row weights as quant/int8.ts stores them (no kernel consumes them directly). */
+export interface Int8Weight {
+  readonly rows: number;
+  readonly cols: number;
+  /** rows · cols codes, row-major. */
+  readonly codes: Int8Array;
+  /** One f32 scale per row: w = f32(code · scale). */
+  readonly scales: Float32Array;
+}
+
 /** The frozen base weight of a Linear, [out, in] in torch order. */
 export type LinearWeight =
   | { readonly kind: 'f32'; readonly data: Float32Array }
-  | { readonly kind: 'q4'; readonly q: Quant4Weight };
+  | { readonly kind: 'q4'; readonly q: Quant4Weight }
+  | { readonly kind: 'int8'; readonly q: Int8Weight };
+
+/** Rows of an int8 weight dequantized per f32 matmul (a panel of at most this many values). */
+const INT8_PANEL_ELEMENTS = 1 << 16;
 
 /** A LoRA adapter attached to one Linear, with its gradient buffers (accumulated by backward). */
 export interface LoraSlot {
@@ -57,8 +72,14 @@ export function createLinearCache(): LinearCache {
 /** y[M,out] = x[M,in]·Wᵀ (+ b) (+ s·(x·Aᵀ)·Bᵀ). `xaScaled` is [M, r] scratch (kept as the cache). */
 export function linearForward(k: Kernels, y: Float32Array, cache: LinearCache | null, lin: Linear, x: Float32Array, M: number, xaScaled: Float32Array | null): void {
   const { inFeatures: K, outFeatures: N } = lin;
-  if (lin.weight.kind === 'f32') k.matmulXWt(y, x, lin.weight.data, M, K, N, false);
-  else k.matmulXWtQ4(y, x, lin.weight.q, M, false);
+  const w = lin.weight;
+  if (w.kind === 'f32') k.matmulXWt(y, x, w.data, M, K, N, false);
+  else if (w.kind === 'q4') k.matmulXWtQ4(y, x, w.q, M, false);
+  else int8Panels(k, w.q, M, (panel, n0, P, tmp) => {
+    // tmp[M, P] = x · panelᵀ, then scattered into columns n0..n0+P of y
+    k.matmulXWt(tmp, x, panel, M, K, P, false);
+    for (let m = 0; m < M; m++) y.set(tmp.subarray(m * P, (m + 1) * P), m * N + n0);
+  });
   if (lin.bias !== null) addBiasRows(y, lin.bias, M, N);
   const lora = lin.lora;
   if (lora !== null) {
@@ -83,8 +104,14 @@ export function linearBackward(k: Kernels, dx: Float32Array | null, dy: Float32A
   const x = cache.x;
   if (x === null) throw new Error(`linearBackward ${lin.name}: forward cache is empty`);
   if (dx !== null) {
-    if (lin.weight.kind === 'f32') k.matmulDyW(dx, dy, lin.weight.data, M, N, K, true);
-    else k.matmulDyWQ4(dx, dy, lin.weight.q, M, true);
+    const w = lin.weight;
+    if (w.kind === 'f32') k.matmulDyW(dx, dy, w.data, M, N, K, true);
+    else if (w.kind === 'q4') k.matmulDyWQ4(dx, dy, w.q, M, true);
+    else int8Panels(k, w.q, M, (panel, n0, P, tmp) => {
+      // dx += dy[:, n0..n0+P] · panel
+      for (let m = 0; m < M; m++) tmp.set(dy.subarray(m * N + n0, m * N + n0 + P), m * P);
+      k.matmulDyW(dx, tmp, panel, M, P, K, true);
+    });
   }
   const lora = lin.lora;
   if (lora === null) return;
@@ -100,6 +127,32 @@ export function linearBackward(k: Kernels, dx: Float32Array | null, dy: Float32A
   // dA[r,K] += d(xa)ᵀ · x ;  dx += d(xa) · A
   k.matmulDytX(lora.dA, g, x, M, r, K, true);
   if (dx !== null) k.matmulDyW(dx, g, lora.A, M, r, K, true);
+}
+
+/**
+ * Walk an int8 weight in row panels: each panel is dequantized (w = code · row scale, f32) into a
+ * kernel buffer and handed to `use(panel [P, cols], firstRow, P, tmp [M, P])`, so the weight is
+ * never materialised in f32 as a whole.
+ */
+function int8Panels(k: Kernels, w: Int8Weight, M: number, use: (panel: Float32Array, n0: number, P: number, tmp: Float32Array) => void): void {
+  const K = w.cols;
+  const rowsPerPanel = Math.max(1, Math.min(w.rows, Math.floor(INT8_PANEL_ELEMENTS / K)));
+  const panel = k.allocF32(rowsPerPanel * K);
+  const tmp = k.allocF32(M * rowsPerPanel);
+  try {
+    for (let n0 = 0; n0 < w.rows; n0 += rowsPerPanel) {
+      const P = Math.min(rowsPerPanel, w.rows - n0);
+      for (let r = 0; r < P; r++) {
+        const s = w.scales[n0 + r];
+        const o = (n0 + r) * K;
+        for (let c = 0; c < K; c++) panel[r * K + c] = Math.fround(w.codes[o + c] * s);
+      }
+      use(panel.subarray(0, P * K), n0, P, tmp.subarray(0, M * P));
+    }
+  } finally {
+    k.free(tmp);
+    k.free(panel);
+  }
 }
 
 function addBiasRows(y: Float32Array, bias: Float32Array, M: number, N: number): void {

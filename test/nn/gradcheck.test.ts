@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RefKernels } from '../../src/kernels/ref/index.js';
 import type { LlamaModel } from '../../src/model/llama.js';
+import { resolveQuantizationConfig } from '../../src/quant/config.js';
 import { randomArray, rng, tinyModel } from '../model/tiny-model.js';
 
 const FD_STEP = 1e-2;
@@ -139,5 +140,38 @@ describe('lm head and loss in row chunks (vocabulary large enough for 3 chunks o
       }
     }
     model.dispose();
+  });
+});
+
+describe('int8 weights (per-module override), dequantized panel by panel', () => {
+  it('forward and LoRA gradients equal an f32 model holding the same dequantized values', () => {
+    const kernels = new RefKernels();
+    // down_proj: 40 rows x 300 cols → panels of 218 rows: one panel; q_proj 300x300 → 2 panels
+    const raw = { model_type: 'llama', vocab_size: 17, hidden_size: 300, intermediate_size: 40, num_hidden_layers: 1, num_attention_heads: 3, tie_word_embeddings: true };
+    const quant = resolveQuantizationConfig({ overrides: [{ match: 'down_proj', int8: true }, { match: 'q_proj', int8: true }, { match: '**', keep: 'f32' }] });
+    const int8 = tinyModel(kernels, raw, 21, quant);
+    const f32 = tinyModel(kernels, raw, 21, 'none');
+    for (const name of ['model.layers.0.mlp.down_proj', 'model.layers.0.self_attn.q_proj']) {
+      const w = int8.linear(name).weight;
+      assert.equal(w.kind, 'int8');
+      const ref = f32.linear(name).weight;
+      if (w.kind !== 'int8' || ref.kind !== 'f32') continue;
+      const { codes, scales, cols } = w.q;
+      for (let i = 0; i < codes.length; i++) ref.data[i] = Math.fround(codes[i] * scales[Math.floor(i / cols)]);
+    }
+    for (const m of [int8, f32]) attachRandomLora(m, 5);
+    const ids = Int32Array.of(1, 5, 9, 2, 16, 3);
+    const a = int8.forward(ids, 1, 6, { logits: 'all' });
+    const b = f32.forward(ids, 1, 6, { logits: 'all' });
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-4);
+    int8.forwardBackward(ids, 2, 3);
+    f32.forwardBackward(ids, 2, 3);
+    for (const lin of int8.linears()) {
+      const other = f32.linear(lin.name).lora;
+      if (lin.lora === null || other === null) continue;
+      for (let i = 0; i < lin.lora.dA.length; i++) assert.ok(Math.abs(lin.lora.dA[i] - other.dA[i]) < 1e-5, lin.name);
+    }
+    int8.dispose();
+    f32.dispose();
   });
 });
