@@ -15,8 +15,12 @@
 //   model.forwardBackward(ids, B, T, labels?)  the same loss, accumulating d loss / d(LoRA A, B)
 //                                          into each slot's dA / dB (the caller zeroes them)
 //   model.linear(name), model.linears()    the projections by checkpoint name (LoRA attaches here)
-//   model.attachLora(name, A, B, scale)    put an adapter into a Linear's LoRA slot
+//   model.attachLora(name, A, B, r, scale) put an adapter (PEFT A [r,in], B [out,r]) into a slot
 //   model.dispose()                        free kernel buffers
+// Training batches need no attention mask: pad on the right and give those labels -100 (causal
+// attention never lets real tokens see later padding). Memory of the training path: the input of
+// every layer ([B·T, C] each), one layer's intermediates (re-run per layer in backward) including
+// its attention probabilities [B, H, T, T], and the lm head in row chunks of at most 16 MiB.
 // Not here: reading files (model/load.ts), sampling (generation), optimisers (train/).
 import { ShapeError, UnsupportedError } from '../errors.js';
 import type { ModelConfig } from '../formats/hf-config.js';
