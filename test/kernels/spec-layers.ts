@@ -32,6 +32,7 @@ export function ropeTables(maxPos: number, D: number): { cos: Float32Array; sin:
 export const ATTENTION_CASES: (AttnCase & { label: string; fdSample?: number })[] = [
   { label: 'MHA 5x5 H2 D4', Tq: 5, Tk: 5, H: 2, Hkv: 2, D: 4, qOffset: 0 },
   { label: 'GQA 7x7 H6/2 D6', Tq: 7, Tk: 7, H: 6, Hkv: 2, D: 6, qOffset: 0 },
+  { label: 'GQA 11x11 H4/2 D16 (whole and partial key blocks)', Tq: 11, Tk: 11, H: 4, Hkv: 2, D: 16, qOffset: 0 },
   { label: 'decode chunk Tq3 Tk9 qOffset6 H4/1 D5', Tq: 3, Tk: 9, H: 4, Hkv: 1, D: 5, qOffset: 6 },
   { label: 'keyStart2 kvStride13 Tq4 Tk8 H2/1 D8', Tq: 4, Tk: 8, H: 2, Hkv: 1, D: 8, qOffset: 4, keyStart: 2, kvStride: 13 },
   { label: 'keyStart1: row 0 sees no key', Tq: 3, Tk: 3, H: 1, Hkv: 1, D: 4, qOffset: 0, keyStart: 1 },

@@ -25,6 +25,9 @@ export const LAYER_KERNEL_NAMES = [
  */
 const COST = { elementwise: 2, norm: 6, exp: 24 } as const;
 
+/** Key rows per unit of the attention backward's second pass (KV_BLOCK in assembly/attention.ts). */
+const KV_BLOCK = 4;
+
 /** Visible keys of query row i. */
 function queryRowKeys(g: AttentionGeometry, i: number): number {
   return Math.max(0, Math.min(g.Tk, i + g.qOffset + 1) - g.keyStart);
@@ -140,7 +143,7 @@ export class LayerKernels {
 
   /**
    * Two passes (assembly/attention.ts): per query row, the score gradients ds [H, Tq, Tk] (a
-   * scratch as large as probs) and dq; then per key row of each kv head, dk and dv summed over
+   * scratch as large as probs) and dq; then per block of key rows of each kv head, dk and dv summed over
    * the group's query heads, so threads never write the same row.
    */
   attentionBackward(dq: Float32Array, dk: Float32Array, dv: Float32Array, dout: Float32Array, probs: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, dims: AttentionDims): void {
@@ -158,7 +161,14 @@ export class LayerKernels {
     const dimArgs = [g.Tq, g.Tk, g.H, g.Hkv, g.D, g.qOffset, g.keyStart, g.kvStride];
     const rows = this.balancedShares(g.H * g.Tq, (u) => queryRowKeys(g, u % g.Tq), 4 * g.D);
     this.pool.run('attentionBackwardQ', rows.map(([u0, u1]) => [pdq, ds, pdo, pp, pk, pv, ...dimArgs, u0, u1]));
-    const keys = this.balancedShares(g.Hkv * g.Tk, (u) => keyRowQueries(g, u % g.Tk) * g.group, 4 * g.D);
+    // Units of part 2: blocks of KV_BLOCK key rows of one kv head (assembly/attention.ts).
+    const blocks = Math.ceil(g.Tk / KV_BLOCK);
+    const blockQueries = (b: number) => {
+      let n = 0;
+      for (let j = b * KV_BLOCK; j < Math.min(g.Tk, (b + 1) * KV_BLOCK); j++) n += keyRowQueries(g, j);
+      return n;
+    };
+    const keys = this.balancedShares(g.Hkv * blocks, (u) => blockQueries(u % blocks) * g.group, 4 * g.D);
     this.pool.run('attentionBackwardKV', keys.map(([u0, u1]) => [pdk, pdv, ds, pp, pq, pdo, ...dimArgs, u0, u1]));
     s.finish();
   }

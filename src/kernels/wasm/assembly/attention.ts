@@ -2,9 +2,9 @@
 // where the math and the layouts are stated. Work is split in units the caller balances across
 // threads by cost (causal rows differ in length):
 //   forward, backward part 1: u = h·Tq + i, one query row of one head (writes out / dq row i);
-//   backward part 2:          u = g·Tk + j, one key row of one kv head (writes dk / dv row j,
-//                             summing over every query head of the group: no two threads write
-//                             the same row, so no reduction is needed).
+//   backward part 2:          u = g·ceil(Tk/4) + b, four key rows of one kv head (writes dk / dv
+//                             rows 4b..4b+3, summing over every query head of the group: no two
+//                             threads write the same row, so no reduction is needed).
 // The D dimension is vectorised: scores eight keys at a time (one q load per eight k loads,
 // 4x4 transpose-adds instead of horizontal sums), weighted row sums with eight column
 // accumulators. Every loop over keys stays inside the visible range [keyStart, i + qOffset]:
@@ -191,8 +191,49 @@ export function attentionBackwardQ(
 }
 
 /**
- * Backward part 2, units u = g·Tk + j in [u0, u1) (kv head g, key row j): for every query head h
- * of group g and every query row i that sees j: dk_j += ds[h, i, j] q_i; dv_j += p[h, i, j] dout_i.
+ * dst rows r = 0..3 (kvRowB bytes apart), columns [0, D) += Σ_{n < count} wt[n][r] · src[n][0..D),
+ * wt[n] = 4 consecutive f32 at wt + n·wtStrideB, src[n] at src + n·srcStrideB. A 4-row x 8-column
+ * register tile: per n one weight vector, two source vectors, eight FMAs. D % 8 == 0.
+ */
+function tileRows4(dst: usize, kvRowB: usize, wt: usize, wtStrideB: usize, src: usize, srcStrideB: usize, count: i32, D: i32): void {
+  for (let d = 0; d < D; d += 8) {
+    const od = <usize>d << 2;
+    let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+    let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+    let w = wt;
+    let s = src + od;
+    for (let n = 0; n < count; n++, w += wtStrideB, s += srcStrideB) {
+      const wv = v128.load(w);
+      const s0 = v128.load(s);
+      const s1 = v128.load(s, 16);
+      let b = v128.shuffle<f32>(wv, wv, 0, 0, 0, 0);
+      a00 = fmaF32x4(b, s0, a00); a01 = fmaF32x4(b, s1, a01);
+      b = v128.shuffle<f32>(wv, wv, 1, 1, 1, 1);
+      a10 = fmaF32x4(b, s0, a10); a11 = fmaF32x4(b, s1, a11);
+      b = v128.shuffle<f32>(wv, wv, 2, 2, 2, 2);
+      a20 = fmaF32x4(b, s0, a20); a21 = fmaF32x4(b, s1, a21);
+      b = v128.shuffle<f32>(wv, wv, 3, 3, 3, 3);
+      a30 = fmaF32x4(b, s0, a30); a31 = fmaF32x4(b, s1, a31);
+    }
+    let o = dst + od;
+    v128.store(o, f32x4.add(v128.load(o), a00)); v128.store(o, f32x4.add(v128.load(o, 16), a01), 16);
+    o += kvRowB;
+    v128.store(o, f32x4.add(v128.load(o), a10)); v128.store(o, f32x4.add(v128.load(o, 16), a11), 16);
+    o += kvRowB;
+    v128.store(o, f32x4.add(v128.load(o), a20)); v128.store(o, f32x4.add(v128.load(o, 16), a21), 16);
+    o += kvRowB;
+    v128.store(o, f32x4.add(v128.load(o), a30)); v128.store(o, f32x4.add(v128.load(o, 16), a31), 16);
+  }
+}
+
+/** Key rows per unit of attentionBackwardKV. */
+export const KV_BLOCK: i32 = 4;
+
+/**
+ * Backward part 2, units u = g·ceil(Tk/4) + b (kv head g, key rows j = 4b..4b+3): for every query
+ * head h of group g and every query row i that sees j: dk_j += ds[h, i, j] q_i; dv_j += p[h, i, j]
+ * dout_i. Rows i that see all four keys go through a 4x8 register tile (weights read as one
+ * vector per i); the causal triangle above them, partial blocks and D % 8 != 0 go row by row.
  */
 export function attentionBackwardKV(
   dk: usize, dv: usize, ds: usize, probs: usize, q: usize, dout: usize,
@@ -201,18 +242,34 @@ export function attentionBackwardKV(
   const group = H / Hkv;
   const colB = <usize>Tk << 2;
   const qStride = H * D;
+  const qStrideB = <usize>qStride << 2;
+  const kvRowB = <usize>kvStride << 2;
+  const blocks = (Tk + KV_BLOCK - 1) / KV_BLOCK;
   for (let u = u0; u < u1; u++) {
-    const g = u / Tk;
-    const j = u - g * Tk;
-    if (j < keyStart) continue;
-    const i0 = max(0, j - qOffset);
-    if (i0 >= Tq) continue;
-    const kvRow = (<usize>j * <usize>kvStride + <usize>g * <usize>D) << 2;
+    const g = u / blocks;
+    const jb = (u - g * blocks) * KV_BLOCK;
+    const tiled = jb >= keyStart && jb + KV_BLOCK <= Tk && (D & 7) == 0;
+    // First query row that sees all four keys of the block (rows before it see only some).
+    const iAll = tiled ? min(Tq, max(0, jb + KV_BLOCK - 1 - qOffset)) : Tq;
     for (let h = g * group; h < (g + 1) * group; h++) {
-      const cell = (<usize>(h * Tq + i0) * <usize>Tk + <usize>j) << 2;
-      const qo = (<usize>i0 * <usize>H + <usize>h) * <usize>D << 2;
-      weightedRowSum(dk + kvRow, ds + cell, colB, q + qo, qStride, Tq - i0, D, true);
-      weightedRowSum(dv + kvRow, probs + cell, colB, dout + qo, qStride, Tq - i0, D, true);
+      for (let j = jb; j < min(Tk, jb + KV_BLOCK); j++) {
+        if (j < keyStart) continue;
+        const i0 = max(0, j - qOffset);
+        const i1 = tiled ? iAll : Tq;
+        if (i0 >= i1) continue;
+        const kvRow = (<usize>j * <usize>kvStride + <usize>g * <usize>D) << 2;
+        const cell = (<usize>(h * Tq + i0) * <usize>Tk + <usize>j) << 2;
+        const qo = (<usize>i0 * <usize>H + <usize>h) * <usize>D << 2;
+        weightedRowSum(dk + kvRow, ds + cell, colB, q + qo, qStride, i1 - i0, D, true);
+        weightedRowSum(dv + kvRow, probs + cell, colB, dout + qo, qStride, i1 - i0, D, true);
+      }
+      if (tiled && iAll < Tq) {
+        const kvRow = (<usize>jb * <usize>kvStride + <usize>g * <usize>D) << 2;
+        const cell = (<usize>(h * Tq + iAll) * <usize>Tk + <usize>jb) << 2;
+        const qo = (<usize>iAll * <usize>H + <usize>h) * <usize>D << 2;
+        tileRows4(dk + kvRow, kvRowB, ds + cell, colB, q + qo, qStrideB, Tq - iAll, D);
+        tileRows4(dv + kvRow, kvRowB, probs + cell, colB, dout + qo, qStrideB, Tq - iAll, D);
+      }
     }
   }
 }
