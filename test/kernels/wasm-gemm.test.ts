@@ -137,3 +137,25 @@ for (const threads of [1, 2]) {
     });
   });
 }
+
+describe('wasm matmuls: thread count does not change results', () => {
+  test('1 and 2 threads give bit-identical outputs (shares start on tile boundaries)', async () => {
+    const k1 = await createKernels({ backend: 'wasm', threads: 1 });
+    const k2 = await createKernels({ backend: 'wasm', threads: 2 });
+    try {
+      let seed = 900;
+      for (const layout of ['XWt', 'DyW', 'DytX'] as Layout[]) {
+        for (const [M, K, N] of [...SPLIT_SHAPES, [3, 3000, 3001]] as [number, number, number][]) {
+          const p = problem(layout, M, K, N, seed++);
+          const a = new Float32Array(p.outLen), b = new Float32Array(p.outLen);
+          run(k1, layout, a, p, M, K, N, false);
+          run(k2, layout, b, p, M, K, N, false);
+          assert.deepEqual(new Uint32Array(b.buffer), new Uint32Array(a.buffer), `${layout} M=${M} K=${K} N=${N}`);
+        }
+      }
+    } finally {
+      await k1.dispose();
+      await k2.dispose();
+    }
+  });
+});
