@@ -8,24 +8,17 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import type { Command } from 'commander';
-import { Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { ConfigError, FormatError, IoError } from '../errors.js';
-import { createKernels } from '../kernels/index.js';
-import { loadModel } from '../model/load.js';
 import { evaluatePerplexity } from '../model/perplexity.js';
-import { resolveQuantizationConfig } from '../quant/config.js';
+import { addModelLoadOptions, disposeLoaded, loadModelFromCli, positiveIntegerOption, type ModelLoadCliOptions } from './model-options.js';
 
-interface EvalCliOptions {
+interface EvalCliOptions extends ModelLoadCliOptions {
   data: string;
-  quant: 'nf4' | 'fp4' | 'none';
   context?: string;
   stride?: string;
   maxTokens?: string;
-  kernels: 'ref' | 'wasm';
-  threads?: string;
   json?: boolean;
-  progress: boolean;
 }
 
 const ALPACA_WITH_INPUT =
@@ -34,10 +27,7 @@ const ALPACA_WITHOUT_INPUT =
   'Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n';
 
 function positiveInt(value: string | undefined, field: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new ConfigError('expected a positive integer', { field, got: value });
-  return n;
+  return value === undefined ? undefined : positiveIntegerOption(value, field);
 }
 
 /** One JSONL record as evaluation text: its `text`, or the rendered Alpaca prompt + output. */
@@ -101,65 +91,57 @@ function tokenizePrefix(tokenizer: { encode(text: string): number[] }, text: str
   }
 }
 
+/** Default window when --context is not given: the model context, capped (memory and time). */
+const DEFAULT_MAX_CONTEXT = 2048;
+
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('eval')
     .description('loss and perplexity of a model over a .txt or .jsonl dataset (strided windows)')
     .argument('<model>', 'Hugging Face model folder (f32/f16/bf16 or bnb-4bit) or .gguf file')
     .requiredOption('--data <file>', '.txt, or .jsonl with "text" or Alpaca instruction/input/output records')
-    .addOption(new Option('--quant <type>', 'weight type to load the model with').choices(['nf4', 'fp4', 'none']).default('nf4'))
-    .option('--context <n>', 'window length in tokens (default: the model context)')
+    .option('--context <n>', `window length in tokens (default: the model context, at most ${DEFAULT_MAX_CONTEXT})`)
     .option('--stride <n>', 'window step in tokens; each window scores only its new tokens (default: the context)')
     .option('--max-tokens <n>', 'evaluate only the first N tokens of the dataset')
-    .addOption(new Option('--kernels <backend>', 'compute backend').choices(['wasm', 'ref']).default('wasm'))
-    .option('--threads <n>', 'compute threads (default: available cores)')
-    .option('--json', 'print one JSON record instead of text')
-    .option('--no-progress', 'no progress bar')
-    .action(async (modelPath: string, o: EvalCliOptions) => {
-      const text = readEvalText(o.data);
-      const kernels = await createKernels({ backend: o.kernels, threads: positiveInt(o.threads, '--threads') });
-      try {
-        const quant = o.quant === 'none' ? 'none' : resolveQuantizationConfig({ quantType: o.quant });
-        const tLoad = Date.now();
-        const model = await loadModel(modelPath, { kernels, quant });
-        const loadSeconds = (Date.now() - tLoad) / 1000;
-        try {
-          if (model.tokenizer === null) {
-            throw new ConfigError('the model has no tokenizer', { file: modelPath, hint: 'use a model folder with tokenizer.json' });
-          }
-          const tokens = tokenizePrefix(model.tokenizer, text, positiveInt(o.maxTokens, '--max-tokens'));
-          const bar = o.progress && process.stderr.isTTY
-            ? new cliProgress.SingleBar({
-              format: 'eval {bar} {percentage}% | {value}/{total} tokens | {rate} tok/s | ETA {eta_formatted}',
-              stream: process.stderr, hideCursor: true, etaBuffer: 20,
-            }, cliProgress.Presets.shades_classic)
-            : null;
-          const t0 = Date.now();
-          bar?.start(Math.max(1, tokens.length - 1), 0, { rate: '0' });
-          const r = evaluatePerplexity(model, tokens, {
-            context: positiveInt(o.context, '--context') ?? Math.min(model.config.maxPositionEmbeddings, 2048),
-            stride: positiveInt(o.stride, '--stride'),
-            onProgress: (scored) => bar?.update(scored, { rate: (scored / Math.max(1e-3, (Date.now() - t0) / 1000)).toFixed(1) }),
-          });
-          bar?.stop();
-          const seconds = (Date.now() - t0) / 1000;
-          const record = {
-            model: modelPath, data: o.data, quant: o.quant, kernels: kernels.name, threads: kernels.threads,
-            loss: r.loss, perplexity: r.perplexity, nll: r.nll, tokens: r.tokens, windows: r.windows, context: r.context, stride: r.stride,
-            load_seconds: loadSeconds, eval_seconds: seconds, tokens_per_s: r.tokens / Math.max(1e-9, seconds),
-          };
-          if (o.json === true) {
-            process.stdout.write(`${JSON.stringify(record)}\n`);
-          } else {
-            process.stdout.write(`loss ${r.loss.toFixed(4)}  perplexity ${r.perplexity.toFixed(4)}\n`);
-            process.stdout.write(`${r.tokens} tokens scored in ${r.windows} windows (context ${r.context}, stride ${r.stride}), ` +
-              `${seconds.toFixed(1)} s (${record.tokens_per_s.toFixed(1)} tokens/s), ${kernels.name} kernels x${kernels.threads}\n`);
-          }
-        } finally {
-          model.dispose();
-        }
-      } finally {
-        await kernels.dispose();
+    .option('--json', 'print one JSON record instead of text');
+  addModelLoadOptions(cmd).action(async (modelPath: string, o: EvalCliOptions) => {
+    const text = readEvalText(o.data);
+    const loaded = await loadModelFromCli(modelPath, o);
+    const { model, kernels } = loaded;
+    try {
+      if (model.tokenizer === null) {
+        throw new ConfigError('the model has no tokenizer', { file: modelPath, hint: 'use a model folder with tokenizer.json or a GGUF with tokenizer metadata' });
       }
-    });
+      const tokens = tokenizePrefix(model.tokenizer, text, positiveInt(o.maxTokens, '--max-tokens'));
+      const bar = o.progress && process.stderr.isTTY
+        ? new cliProgress.SingleBar({
+          format: 'eval {bar} {percentage}% | {value}/{total} tokens | {rate} tok/s | ETA {eta_formatted}',
+          stream: process.stderr, hideCursor: true, etaBuffer: 20,
+        }, cliProgress.Presets.shades_classic)
+        : null;
+      const t0 = Date.now();
+      bar?.start(Math.max(1, tokens.length - 1), 0, { rate: '0' });
+      const r = evaluatePerplexity(model, tokens, {
+        context: positiveInt(o.context, '--context') ?? Math.min(model.config.maxPositionEmbeddings, DEFAULT_MAX_CONTEXT),
+        stride: positiveInt(o.stride, '--stride'),
+        onProgress: (scored) => bar?.update(scored, { rate: (scored / Math.max(1e-3, (Date.now() - t0) / 1000)).toFixed(1) }),
+      });
+      bar?.stop();
+      const seconds = (Date.now() - t0) / 1000;
+      const record = {
+        model: modelPath, data: o.data, quant: o.quant, kernels: kernels.name, threads: kernels.threads,
+        loss: r.loss, perplexity: r.perplexity, nll: r.nll, tokens: r.tokens, windows: r.windows, context: r.context, stride: r.stride,
+        load_seconds: loaded.loadMs / 1000, eval_seconds: seconds, tokens_per_s: r.tokens / Math.max(1e-9, seconds),
+      };
+      if (o.json === true) {
+        process.stdout.write(`${JSON.stringify(record)}\n`);
+      } else {
+        process.stdout.write(`loss ${r.loss.toFixed(4)}  perplexity ${r.perplexity.toFixed(4)}\n`);
+        process.stdout.write(`${r.tokens} tokens scored in ${r.windows} windows (context ${r.context}, stride ${r.stride}), ` +
+          `${seconds.toFixed(1)} s (${record.tokens_per_s.toFixed(1)} tokens/s), ${kernels.name} kernels x${kernels.threads}\n`);
+      }
+    } finally {
+      await disposeLoaded(loaded);
+    }
+  });
 }
