@@ -36,6 +36,7 @@ export const ATTENTION_CASES: (AttnCase & { label: string; fdSample?: number })[
   { label: 'decode chunk Tq3 Tk9 qOffset6 H4/1 D5', Tq: 3, Tk: 9, H: 4, Hkv: 1, D: 5, qOffset: 6 },
   { label: 'keyStart2 kvStride13 Tq4 Tk8 H2/1 D8', Tq: 4, Tk: 8, H: 2, Hkv: 1, D: 8, qOffset: 4, keyStart: 2, kvStride: 13 },
   { label: 'keyStart1: row 0 sees no key', Tq: 3, Tk: 3, H: 1, Hkv: 1, D: 4, qOffset: 0, keyStart: 1 },
+  { label: 'keyStart2 D8: rows 0-1 of a 4-row block see no key', Tq: 6, Tk: 6, H: 2, Hkv: 1, D: 8, qOffset: 0, keyStart: 2 },
   { label: 'single 1x1 D1', Tq: 1, Tk: 1, H: 1, Hkv: 1, D: 1, qOffset: 0 },
   { label: '17x17 H3 D33', Tq: 17, Tk: 17, H: 3, Hkv: 3, D: 33, qOffset: 0, fdSample: 120 },
   { label: 'Tq0', Tq: 0, Tk: 3, H: 2, Hkv: 1, D: 4, qOffset: 3 },

@@ -134,9 +134,9 @@ export class LayerKernels {
     const pp = probs !== null ? s.out(probs, g.H * g.Tq * g.Tk, false) : 0;
     const [pq, pk, pv] = [s.in(q, nq), s.in(k, kvLength(g)), s.in(v, kvLength(g))];
     const shares = this.balancedShares(g.H * g.Tq, (u) => queryRowKeys(g, u % g.Tq), 4 * g.D);
-    const scratch = s.reserve(shares.length * g.Tk * 4);
+    const scratch = probs !== null ? 0 : s.reserve(shares.length * 4 * g.Tk * 4); // 4 probability rows per thread
     this.pool.run('attentionForwardRows', shares.map(([u0, u1], t) => [
-      po, pp, pq, pk, pv, g.Tq, g.Tk, g.H, g.Hkv, g.D, g.qOffset, g.keyStart, g.kvStride, u0, u1, scratch + t * g.Tk * 4,
+      po, pp, pq, pk, pv, g.Tq, g.Tk, g.H, g.Hkv, g.D, g.qOffset, g.keyStart, g.kvStride, u0, u1, scratch + t * 4 * g.Tk * 4,
     ]));
     s.finish();
   }

@@ -1,7 +1,9 @@
 // Causal GQA attention forward and backward in SIMD128. Twin of src/kernels/ref/attention.ts,
 // where the math and the layouts are stated. Work is split in units the caller balances across
 // threads by cost (causal rows differ in length):
-//   forward, backward part 1: u = h·Tq + i, one query row of one head (writes out / dq row i);
+//   forward, backward part 1: u = h·Tq + i, one query row of one head (writes out / dq row i),
+//                             taken four rows at a time so value/key rows are loaded once per
+//                             four query rows (a 4x8 register tile);
 //   backward part 2:          u = g·ceil(Tk/4) + b, four key rows of one kv head (writes dk / dv
 //                             rows 4b..4b+3, summing over every query head of the group: no two
 //                             threads write the same row, so no reduction is needed).
@@ -119,8 +121,81 @@ function dotRows(out: usize, x: usize, y: usize, yStride: i32, j0: i32, j1: i32,
 }
 
 /**
- * out[i, h] = Σ_j softmax_j(q_i·k_j / sqrt(D)) v_j for units u = h·Tq + i in [u0, u1). probs
- * (0 = not kept): [H, Tq, Tk] with exact zeros outside the visible range; scratch: Tk f32.
+ * dst rows r = 0..3 (dstRowB bytes apart), columns [0, D) (+)= Σ_{n < count} wt_r[n] · src[n][0..D),
+ * wt_r[n] at wt + r·wtRowB + 4n, src[n] at src + n·srcStrideB: four query rows share every
+ * source row load (a 4-row x 8-column register tile, eight FMAs per four weight splats and two
+ * source vectors). D % 8 == 0.
+ */
+function tileCols4(dst: usize, dstRowB: usize, wt: usize, wtRowB: usize, src: usize, srcStrideB: usize, count: i32, D: i32, accumulate: bool): void {
+  for (let d = 0; d < D; d += 8) {
+    const od = <usize>d << 2;
+    let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+    let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+    let w = wt;
+    let s = src + od;
+    for (let n = 0; n < count; n++, w += 4, s += srcStrideB) {
+      const s0 = v128.load(s);
+      const s1 = v128.load(s, 16);
+      let b = v128.load32_splat(w);
+      a00 = fmaF32x4(b, s0, a00); a01 = fmaF32x4(b, s1, a01);
+      b = v128.load32_splat(w + wtRowB);
+      a10 = fmaF32x4(b, s0, a10); a11 = fmaF32x4(b, s1, a11);
+      b = v128.load32_splat(w + 2 * wtRowB);
+      a20 = fmaF32x4(b, s0, a20); a21 = fmaF32x4(b, s1, a21);
+      b = v128.load32_splat(w + 3 * wtRowB);
+      a30 = fmaF32x4(b, s0, a30); a31 = fmaF32x4(b, s1, a31);
+    }
+    let o = dst + od;
+    if (accumulate) {
+      a00 = f32x4.add(a00, v128.load(o)); a01 = f32x4.add(a01, v128.load(o, 16));
+      a10 = f32x4.add(a10, v128.load(o + dstRowB)); a11 = f32x4.add(a11, v128.load(o + dstRowB, 16));
+      a20 = f32x4.add(a20, v128.load(o + 2 * dstRowB)); a21 = f32x4.add(a21, v128.load(o + 2 * dstRowB, 16));
+      a30 = f32x4.add(a30, v128.load(o + 3 * dstRowB)); a31 = f32x4.add(a31, v128.load(o + 3 * dstRowB, 16));
+    }
+    v128.store(o, a00); v128.store(o, a01, 16);
+    o += dstRowB;
+    v128.store(o, a10); v128.store(o, a11, 16);
+    o += dstRowB;
+    v128.store(o, a20); v128.store(o, a21, 16);
+    o += dstRowB;
+    v128.store(o, a30); v128.store(o, a31, 16);
+  }
+}
+
+/**
+ * dst_r (+)= Σ_{j in [j0, j1_r)} wt_r[j] · src_j for the query rows r = 0..rows-1 of a block, where
+ * j1_r = visibleEnd(i + r) grows with r. Full blocks of four with D % 8 == 0 share the common
+ * range [j0, j1_0) through tileCols4; the rest (each row's causal tail, short blocks) goes row by row.
+ */
+function blockRowSums(
+  dst: usize, dstRowB: usize, wt: usize, wtRowB: usize, src: usize, srcStride: i32,
+  i: i32, rows: i32, j0: i32, qOffset: i32, Tk: i32, D: i32, accumulate: bool,
+): void {
+  const srcStrideB = <usize>srcStride << 2;
+  let jc = j0; // keys every row of the block sees are [j0, jc)
+  if (rows == 4 && (D & 7) == 0) {
+    jc = max(j0, visibleEnd(i, qOffset, Tk));
+    if (jc > j0) {
+      tileCols4(dst, dstRowB, wt + (<usize>j0 << 2), wtRowB, src + <usize>j0 * srcStrideB, srcStrideB, jc - j0, D, accumulate);
+    }
+  }
+  for (let r = 0; r < rows; r++) {
+    const j1 = visibleEnd(i + r, qOffset, Tk);
+    const d = dst + <usize>r * dstRowB;
+    if (jc > j0) {
+      if (j1 > jc) weightedRowSum(d, wt + <usize>r * wtRowB + (<usize>jc << 2), 4, src + <usize>jc * srcStrideB, srcStride, j1 - jc, D, true);
+    } else if (j1 > j0) {
+      weightedRowSum(d, wt + <usize>r * wtRowB + (<usize>j0 << 2), 4, src + <usize>j0 * srcStrideB, srcStride, j1 - j0, D, accumulate);
+    } else if (!accumulate) {
+      memory.fill(d, 0, <usize>D << 2);
+    }
+  }
+}
+
+/**
+ * out[i, h] = Σ_j softmax_j(q_i·k_j / sqrt(D)) v_j for units u = h·Tq + i in [u0, u1), four query
+ * rows of one head at a time (their probability rows first, then one tiled weighted sum). probs
+ * (0 = not kept): [H, Tq, Tk] with exact zeros outside the visible range; scratch: 4·Tk f32.
  */
 export function attentionForwardRows(
   out: usize, probs: usize, q: usize, k: usize, v: usize,
@@ -129,32 +204,38 @@ export function attentionForwardRows(
 ): void {
   const group = H / Hkv;
   const scale = <f32>(1 / Math.sqrt(<f64>D));
-  for (let u = u0; u < u1; u++) {
+  const tkB = <usize>Tk << 2;
+  const j0 = keyStart;
+  let u = u0;
+  while (u < u1) {
     const h = u / Tq;
     const i = u - h * Tq;
+    const rows = min(4, min(u1 - u, Tq - i)); // a block never crosses heads
     const kvo = <usize>(h / group) * <usize>D << 2;
-    const qo = (<usize>i * <usize>H + <usize>h) * <usize>D << 2;
-    const row = probs != 0 ? probs + (<usize>u * <usize>Tk << 2) : scratch;
-    const j0 = keyStart;
-    const j1 = visibleEnd(i, qOffset, Tk);
-    if (probs != 0) memory.fill(row, 0, <usize>Tk << 2);
-    if (j1 <= j0) {
-      memory.fill(out + qo, 0, <usize>D << 2);
-      continue;
+    const rowsBase = probs != 0 ? probs + <usize>u * tkB : scratch;
+    for (let r = 0; r < rows; r++) {
+      const row = rowsBase + <usize>r * tkB;
+      const qo = (<usize>(i + r) * <usize>H + <usize>h) * <usize>D << 2;
+      const j1 = visibleEnd(i + r, qOffset, Tk);
+      if (probs != 0) memory.fill(row, 0, tkB);
+      if (j1 <= j0) continue;
+      dotRows(row, q + qo, k + kvo, kvStride, j0, j1, D, scale);
+      const vis = row + (<usize>j0 << 2);
+      const n = j1 - j0;
+      const m = rowMax(vis, n);
+      const sum = expShiftSum(vis, vis, n, m, 1);
+      scaleRow(vis, n, <f32>(1 / sum));
     }
-    dotRows(row, q + qo, k + kvo, kvStride, j0, j1, D, scale);
-    const vis = row + (<usize>j0 << 2);
-    const n = j1 - j0;
-    const m = rowMax(vis, n);
-    const sum = expShiftSum(vis, vis, n, m, 1);
-    scaleRow(vis, n, <f32>(1 / sum));
-    weightedRowSum(out + qo, vis, 4, v + kvo + (<usize>j0 * <usize>kvStride << 2), kvStride, n, D, false);
+    const outRow = (<usize>i * <usize>H + <usize>h) * <usize>D << 2;
+    blockRowSums(out + outRow, <usize>H * <usize>D << 2, rowsBase, tkB, v + kvo, kvStride, i, rows, j0, qOffset, Tk, D, false);
+    u += rows;
   }
 }
 
 /**
- * Backward part 1, units u = h·Tq + i in [u0, u1): dp_j = dout_i·v_j;
- * ds[u, j] = p_j (dp_j − Σ p dp) / sqrt(D) into ds [H, Tq, Tk] (visible j only); dq_i += Σ_j ds_j k_j.
+ * Backward part 1, units u = h·Tq + i in [u0, u1), four query rows of one head at a time:
+ * dp_j = dout_i·v_j; ds[u, j] = p_j (dp_j − Σ p dp) / sqrt(D) into ds [H, Tq, Tk] (visible j
+ * only); then dq_i += Σ_j ds_j k_j for the block through one tiled weighted sum.
  */
 export function attentionBackwardQ(
   dq: usize, ds: usize, dout: usize, probs: usize, k: usize, v: usize,
@@ -162,31 +243,38 @@ export function attentionBackwardQ(
 ): void {
   const group = H / Hkv;
   const scale = <f32>(1 / Math.sqrt(<f64>D));
-  for (let u = u0; u < u1; u++) {
+  const tkB = <usize>Tk << 2;
+  const j0 = keyStart;
+  let u = u0;
+  while (u < u1) {
     const h = u / Tq;
     const i = u - h * Tq;
+    const rows = min(4, min(u1 - u, Tq - i));
     const kvo = <usize>(h / group) * <usize>D << 2;
-    const qo = (<usize>i * <usize>H + <usize>h) * <usize>D << 2;
-    const prow = probs + (<usize>u * <usize>Tk << 2);
-    const srow = ds + (<usize>u * <usize>Tk << 2);
-    const j0 = keyStart;
-    const j1 = visibleEnd(i, qOffset, Tk);
-    if (j1 <= j0) continue;
-    dotRows(srow, dout + qo, v + kvo, kvStride, j0, j1, D, 1);
-    let pdp: f64 = 0;
-    for (let j = j0; j < j1; j++) pdp += <f64>(load<f32>(prow + (<usize>j << 2)) * load<f32>(srow + (<usize>j << 2)));
-    const pdpv = f32x4.splat(<f32>pdp);
-    const sv = f32x4.splat(scale);
-    let j = j0;
-    for (; j + 4 <= j1; j += 4) {
-      const o = <usize>j << 2;
-      v128.store(srow + o, f32x4.mul(f32x4.mul(v128.load(prow + o), f32x4.sub(v128.load(srow + o), pdpv)), sv));
+    for (let r = 0; r < rows; r++) {
+      const prow = probs + <usize>(u + r) * tkB;
+      const srow = ds + <usize>(u + r) * tkB;
+      const qo = (<usize>(i + r) * <usize>H + <usize>h) * <usize>D << 2;
+      const j1 = visibleEnd(i + r, qOffset, Tk);
+      if (j1 <= j0) continue;
+      dotRows(srow, dout + qo, v + kvo, kvStride, j0, j1, D, 1);
+      let pdp: f64 = 0;
+      for (let j = j0; j < j1; j++) pdp += <f64>(load<f32>(prow + (<usize>j << 2)) * load<f32>(srow + (<usize>j << 2)));
+      const pdpv = f32x4.splat(<f32>pdp);
+      const sv = f32x4.splat(scale);
+      let j = j0;
+      for (; j + 4 <= j1; j += 4) {
+        const o = <usize>j << 2;
+        v128.store(srow + o, f32x4.mul(f32x4.mul(v128.load(prow + o), f32x4.sub(v128.load(srow + o), pdpv)), sv));
+      }
+      for (; j < j1; j++) {
+        const o = <usize>j << 2;
+        store<f32>(srow + o, load<f32>(prow + o) * (load<f32>(srow + o) - <f32>pdp) * scale);
+      }
     }
-    for (; j < j1; j++) {
-      const o = <usize>j << 2;
-      store<f32>(srow + o, load<f32>(prow + o) * (load<f32>(srow + o) - <f32>pdp) * scale);
-    }
-    weightedRowSum(dq + qo, srow + (<usize>j0 << 2), 4, k + kvo + (<usize>j0 * <usize>kvStride << 2), kvStride, j1 - j0, D, true);
+    const dqRow = (<usize>i * <usize>H + <usize>h) * <usize>D << 2;
+    blockRowSums(dq + dqRow, <usize>H * <usize>D << 2, ds + <usize>u * tkB, tkB, k + kvo, kvStride, i, rows, j0, qOffset, Tk, D, true);
+    u += rows;
   }
 }
 
