@@ -146,7 +146,11 @@ export function buildLlamaModel(source: WeightSource, cfg: ModelConfig, tokenize
     /** The weight type the quantization plan gives `name` (its f32 data is consumed). */
     const weightFromF32 = (name: string, x: Float32Array, shape: readonly number[], quant: QuantizationConfig): LinearWeight => {
       const plan = planModuleQuantization(quant, name, shape);
-      if (plan.action === 'quant4') return { kind: 'q4', q: quantizeTensor(x, shape, plan.settings, { name, allowNonFinite: quant.allowNonFinite }) };
+      if (plan.action === 'quant4') {
+        // The backend's quantizer (bit-exact with the reference, tested by the kernel suite).
+        const blockwise4 = k.quantizeBlockwise4.bind(k);
+        return { kind: 'q4', q: quantizeTensor(x, shape, plan.settings, { name, allowNonFinite: quant.allowNonFinite, blockwise4 }) };
+      }
       if (plan.action === 'int8') return { kind: 'int8', q: quantizeInt8PerRow(x, shape, name) };
       return { kind: 'f32', data: toKernel(plan.dtype === 'f16' || plan.dtype === 'bf16' ? roundThrough(x, plan.dtype) : x) };
     };

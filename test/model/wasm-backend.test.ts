@@ -42,6 +42,22 @@ describe('stories260K on the wasm kernels vs the reference kernels', () => {
     });
   }
 
+  it('NF4 quantization at load on the wasm backend reproduces the bitsandbytes folder byte for byte', async () => {
+    const ours = await loadModel(fixture('models', 'stories260K'), { kernels: wasm });
+    const bnb = await loadModel(fixture('bnb-models', 'stories260K-nf4-dq'), { kernels: wasm });
+    let compared = 0;
+    for (const lin of ours.linears()) {
+      const other = bnb.linear(lin.name).weight;
+      if (lin.weight.kind !== 'q4' || other.kind !== 'q4') continue;
+      assert.deepEqual(lin.weight.q.packed, other.q.packed, lin.name);
+      assert.deepEqual(lin.weight.q.dq?.codes, other.q.dq?.codes, lin.name);
+      compared++;
+    }
+    assert.equal(compared, 35);
+    ours.dispose();
+    bnb.dispose();
+  });
+
   it('LoRA gradients agree with the golden PyTorch gradients', async () => {
     const model: LlamaModel = await loadModel(fixture('models', 'stories260K'), { kernels: wasm, quant: 'none' });
     const golden = openCheckpoint(fixture('golden', 'stories260K-lora', 'golden.safetensors'));
