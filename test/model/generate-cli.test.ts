@@ -1,5 +1,6 @@
 // `qlora generate` end to end on stories260K, run as a child process through tsx: greedy JSON
-// record, streaming output with timings on stderr, stop strings, a PEFT adapter, typed errors.
+// record, streaming output with timings on stderr, stop strings, a PEFT adapter, a GGUF model,
+// typed errors.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
@@ -53,7 +54,7 @@ describe('qlora generate', () => {
     assert.match(r.stderr, /prompt: 5 tokens .* tokens\/s\); generation: \d+ tokens .* tokens\/s\); finish: stop/);
   });
 
-  it('--adapter attaches a PEFT adapter and changes the output; NF4 on the wasm kernels runs', () => {
+  it('--adapter attaches a PEFT adapter and changes the output; a GGUF model in NF4 on the wasm kernels runs', () => {
     // Without the adapter the greedy story goes "She loved to play outside in the park", with the
     // golden PEFT adapter (its logits are checked in generate-adapter.test.ts) "play with her toys".
     const lora = qlora('generate', STORIES, '--prompt', 'Once upon a time', '--max-new-tokens', '24', '--json', '--adapter', ADAPTER, ...FAST);
@@ -61,11 +62,13 @@ describe('qlora generate', () => {
     assert.match(lora.stderr, /35 LoRA modules, r=4, alpha=8/);
     const b = JSON.parse(lora.stdout) as GenerateRecord;
     assert.ok(b.text.startsWith(', there was a little girl named Lily. She loved to play with her toys'), b.text);
-    const nf4 = qlora('generate', STORIES, '--prompt', 'Once upon a time', '--max-new-tokens', '8', '--json', '--quant', 'nf4', '--threads', '2', '--no-progress');
+    // A GGUF file (Q4_0, dequantized then quantized to NF4) on the wasm kernels.
+    const nf4 = qlora('generate', fixture('gguf', 'stories260K-Q4_0.gguf'), '--prompt', 'Once upon a time', '--max-new-tokens', '8', '--json', '--quant', 'nf4', '--threads', '2', '--no-progress');
     assert.equal(nf4.status, 0, nf4.stderr);
     const rec = JSON.parse(nf4.stdout) as GenerateRecord & { kernels: string; quant: string };
     assert.equal(rec.generatedTokens, 8);
     assert.equal(rec.quant, 'nf4');
+    assert.ok(rec.text.startsWith(', there was a'), rec.text);
   });
 
   it('bad input: typed errors and exit code 2', () => {
