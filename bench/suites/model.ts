@@ -138,10 +138,14 @@ export const modelSuite: BenchSuite = {
         ctx.recordRate('decode_tokens_per_s', `${SHAPE.name}/${DECODE_TOKENS}`, THREADS, 'tokens/s', DECODE_TOKENS, tg);
         ctx.recordRate(`${PEER}decode_tokens_per_s`, `${SHAPE.name}/${DECODE_TOKENS}`, THREADS, 'tokens/s', DECODE_TOKENS, peerTg);
 
-        const ppRatio = peerPp.median / pp.median;
-        const tgRatio = peerTg.median / tg.median;
-        ctx.log(`prompt ${PROMPT_TOKENS}: ${(PROMPT_TOKENS / pp.median).toFixed(1)} vs llama.cpp ${(PROMPT_TOKENS / peerPp.median).toFixed(1)} tokens/s = ${ppRatio.toFixed(2)}x (target >= 0.6x)`);
-        ctx.log(`decode ${DECODE_TOKENS}: ${(DECODE_TOKENS / tg.median).toFixed(1)} vs llama.cpp ${(DECODE_TOKENS / peerTg.median).toFixed(1)} tokens/s = ${tgRatio.toFixed(2)}x (target >= 0.75x)`);
+        // Medians, and the fastest run of each side (less disturbed by other load on the machine).
+        const report = (what: string, n: number, ours: Timing, peer: Timing, target: number): void => {
+          const rate = (t: number): string => (n / t).toFixed(1);
+          ctx.log(`${what}: ${rate(ours.median)} vs llama.cpp ${rate(peer.median)} tokens/s = ${(peer.median / ours.median).toFixed(2)}x ` +
+            `(best runs ${rate(ours.min)} vs ${rate(peer.min)} = ${(peer.min / ours.min).toFixed(2)}x; target >= ${target}x)`);
+        };
+        report(`prompt ${PROMPT_TOKENS}`, PROMPT_TOKENS, pp, peerPp, 0.6);
+        report(`decode ${DECODE_TOKENS}`, DECODE_TOKENS, tg, peerTg, 0.75);
       } finally {
         cache.dispose();
         model.dispose();
