@@ -214,8 +214,9 @@ export async function generate(model: GenerationModel, input: GenerationInput, o
 /**
  * Generate continuations of several inputs together: prompts are left-padded to one length and
  * masked (the model's attention mask), then every step decodes one token of each unfinished
- * sequence in one forward pass. Each sequence has its own sampler seeded with `seed`, so a
- * sequence's tokens do not depend on the others in the batch. Timings are the batch's
+ * sequence in one forward pass. Sequence i has its own sampler seeded with `seed + i`, so its
+ * tokens do not depend on the others in the batch (they equal generate(inputs[i]) with that seed)
+ * and several copies of one prompt give different samples. Timings are the batch's
  * (promptTokens counts this sequence's own tokens).
  */
 export async function generateBatch(model: GenerationModel, inputs: readonly GenerationInput[], opts: GenerateOptions = {}): Promise<GenerationResult[]> {
@@ -233,7 +234,7 @@ export async function generateBatch(model: GenerationModel, inputs: readonly Gen
   const seqs = inputs.map((input, b) => {
     const promptIds = promptIdsOf(input, tok);
     checkPrompt(promptIds, V, context, B === 1 ? 'prompt' : `prompts[${b}]`);
-    return new SequenceState(b, promptIds, tok, sampling, stops, eos, opts.onToken);
+    return new SequenceState(b, promptIds, tok, { ...sampling, seed: sampling.seed + b }, stops, eos, opts.onToken);
   });
   const T = Math.max(...seqs.map((q) => q.promptIds.length));
   const budget = Math.min(maxNew, context - T);

@@ -162,7 +162,7 @@ describe('generate on stories260K', () => {
       const deltas = ['', '', ''];
       const batch = await generateBatch(model, prompts, { eosTokenIds: [2], ...opts, onToken: (d, _id, i) => (deltas[i] += d) });
       for (let i = 0; i < prompts.length; i++) {
-        const alone = await run(prompts[i], opts);
+        const alone = await run(prompts[i], { ...opts, seed: (opts.seed ?? 0) + i });
         assert.deepEqual(batch[i].ids, alone.ids, `sequence ${i}`);
         assert.equal(batch[i].text, alone.text);
         assert.equal(batch[i].finishReason, alone.finishReason);
@@ -174,6 +174,9 @@ describe('generate on stories260K', () => {
     await check({ maxNewTokens: 24, eosTokenIds: [432], stop: ['park'] });
     await check({ maxNewTokens: 12, temperature: 1, topP: 0.9, seed: 11 });
     assert.deepEqual(await generateBatch(model, [], {}), []);
+    // Copies of one prompt sample differently (seed + index).
+    const copies = await generateBatch(model, [BOS, BOS], { maxNewTokens: 12, temperature: 1, seed: 5 });
+    assert.notDeepEqual(copies[0].ids, copies[1].ids);
   });
 
   it('needs a tokenizer', async () => {
