@@ -8,19 +8,20 @@
 }
 
 // e^x for 4 lanes (Cephes expf): x = n·ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial,
-// 2^n by building the exponent bits. ~1 ulp on [-87.3, 88.37] (x in (88.37, 88.72] saturates
-// at e^88.37), +inf above 88.72, 0 below -87.3 (the f32 subnormal range is flushed: < 1.2e-38
-// absolute), NaN stays NaN.
+// 2^n by building the exponent bits. ~1 ulp on [-87.3, 88.37]; +inf above (including the last
+// sliver (88.37, 88.72] where e^x is still finite), 0 below -87.3 (the f32 subnormal range is
+// flushed: < 1.2e-38 absolute), NaN stays NaN.
 const EXP_HI: f32 = 88.3762626647949;
 const EXP_LO: f32 = -87.3365478515625;
-const EXP_OVERFLOW: f32 = 88.72283935546875;
 const LOG2E: f32 = 1.44269504088896341;
 const LN2_HI: f32 = 0.693359375;
 const LN2_LO: f32 = -2.12194440e-4;
 const ROUND_MAGIC: f32 = 12582912; // 1.5 · 2^23
 
 @inline export function expF32x4(x: v128): v128 {
-  const xc = f32x4.max(f32x4.min(x, f32x4.splat(EXP_HI)), f32x4.splat(EXP_LO));
+  // No clamp of x (two NaN-exact min/max cost ~14 instructions): out-of-range lanes produce junk
+  // that the two selects at the end replace; NaN lanes stay NaN throughout.
+  const xc = x;
   // Round x·log2e to an integer with the 1.5·2^23 trick: the sum's low mantissa bits are the
   // integer (cheaper than f32x4.nearest + i32x4.trunc_sat, which V8 expands to ~8 instructions).
   const shifted = f32x4.add(f32x4.mul(xc, f32x4.splat(LOG2E)), f32x4.splat(ROUND_MAGIC));
@@ -36,7 +37,7 @@ const ROUND_MAGIC: f32 = 12582912; // 1.5 · 2^23
   p = f32x4.add(f32x4.add(f32x4.mul(f32x4.mul(p, r), r), r), f32x4.splat(1));
   const pow2n = i32x4.shl(i32x4.add(i32x4.sub(shifted, f32x4.splat(ROUND_MAGIC)), i32x4.splat(127)), 23);
   let y = f32x4.mul(p, pow2n);
-  y = v128.bitselect(f32x4.splat(Infinity), y, f32x4.gt(x, f32x4.splat(EXP_OVERFLOW)));
+  y = v128.bitselect(f32x4.splat(Infinity), y, f32x4.gt(x, f32x4.splat(EXP_HI)));
   y = v128.bitselect(f32x4.splat(0), y, f32x4.lt(x, f32x4.splat(EXP_LO)));
   return y;
 }
