@@ -99,7 +99,15 @@ export function register(program: Command): void {
     const { model } = loaded;
     const abort = new AbortController();
     const onSigint = (): void => abort.abort();
+    // A reader that goes away (`| head`) ends generation instead of crashing on EPIPE.
+    let stdoutClosed = false;
+    const onStdoutError = (err: NodeJS.ErrnoException): void => {
+      if (err.code !== 'EPIPE') throw err;
+      stdoutClosed = true;
+      abort.abort();
+    };
     process.once('SIGINT', onSigint);
+    process.stdout.on('error', onStdoutError);
     try {
       const genConfig = generationConfigOf(modelPath);
       if (o.adapter !== undefined) {
@@ -113,12 +121,12 @@ export function register(program: Command): void {
         stop: o.stop,
         eosTokenIds,
         signal: abort.signal,
-        onToken: o.json === true ? undefined : (delta) => process.stdout.write(delta),
+        onToken: o.json === true ? undefined : (delta) => stdoutClosed || process.stdout.write(delta),
       });
       if (o.json === true) {
         process.stdout.write(`${JSON.stringify({ ...result, loadMs: loaded.loadMs, kernels: loaded.kernels.name, threads: loaded.kernels.threads, quant: o.quant })}\n`);
       } else {
-        process.stdout.write('\n');
+        if (!stdoutClosed) process.stdout.write('\n');
         const f = (x: number): string => x.toFixed(1);
         process.stderr.write(
           `prompt: ${result.promptTokens} tokens in ${f(result.promptMs)} ms (${f(result.promptTokensPerS)} tokens/s); ` +
