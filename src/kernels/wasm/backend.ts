@@ -41,6 +41,12 @@ const GEMV_MAX_M_Q4 = 8;
 const GEMV_FLOP_WEIGHT = 5;
 /** Largest foreign (non-wasm-memory) array part staged at once by the elementwise 4-bit kernels. */
 const STAGING_CHUNK_ELEMENTS = 1 << 24;
+/** assembly/quant.ts table: bytes, and the grid of its one-compare path (same constants there). */
+const QUANT_TABLE_BYTES = 256;
+const QUANT_GRID_BUCKETS = 32;
+const QUANT_GRID_SCALE = 15;
+const QUANT_GRID_MAGIC = 12582927; // 1.5·2^23 + 15
+const QUANT_GRID_MAGIC_BASE = 12582912; // 1.5·2^23
 /** Default byte budget of resident 4-bit weights (q4cache.ts); the rest of 4 GiB is for tensors. */
 export const DEFAULT_RESIDENT_WEIGHT_BYTES = 2 * 2 ** 30;
 
@@ -91,11 +97,28 @@ export class WasmKernels implements Kernels {
     return k;
   }
 
+  /**
+   * The quantizer table of assembly/quant.ts (layout in its header): midpoints, position -> code
+   * map and, when every bucket of its grid holds at most one midpoint, the grid tables.
+   */
   private quantTable(midpoints: Float32Array, codeMap: Uint8Array | null): number {
-    const off = this.heap.alloc(80);
+    const off = this.heap.alloc(QUANT_TABLE_BYTES);
     this.heap.f32(off, 15).set(midpoints);
     const map = this.heap.u8(off + 64, 16);
     for (let i = 0; i < 16; i++) map[i] = codeMap === null ? i : codeMap[i];
+    // The kernel's bucket of a scaled value s, with its two f32 roundings.
+    const bucket = (s: number): number => Math.fround(Math.fround(s * QUANT_GRID_SCALE) + QUANT_GRID_MAGIC) - QUANT_GRID_MAGIC_BASE;
+    const buckets = Array.from(midpoints, bucket);
+    if (buckets.every((u, i) => u >= 0 && u < QUANT_GRID_BUCKETS && (i === 0 || u > buckets[i - 1]))) {
+      const below = this.heap.u8(off + 80, QUANT_GRID_BUCKETS);
+      const mids = new Float32Array(QUANT_GRID_BUCKETS).fill(Infinity); // +Inf: no midpoint, s > it never holds
+      for (let u = 0; u < QUANT_GRID_BUCKETS; u++) below[u] = buckets.filter((v) => v < u).length;
+      buckets.forEach((u, i) => (mids[u] = midpoints[i]));
+      const bytes = new Uint8Array(mids.buffer);
+      const planes = this.heap.u8(off + 112, 4 * QUANT_GRID_BUCKETS);
+      for (let u = 0; u < QUANT_GRID_BUCKETS; u++) for (let p = 0; p < 4; p++) planes[p * QUANT_GRID_BUCKETS + u] = bytes[4 * u + p];
+      new Int32Array(this.heap.buffer, off + 240, 1)[0] = 1;
+    }
     return off;
   }
 
