@@ -129,6 +129,7 @@ class SequenceState {
   text = '';
   finishReason: FinishReason | null = null;
   private pending = '';
+  private flushed = false;
   private readonly decoder: StreamDecoder;
   private readonly sampler: Sampler;
 
@@ -170,10 +171,11 @@ class SequenceState {
     return id;
   }
 
-  /** End without a stop string: nothing can complete one, so release what was held back. */
+  /** End (idempotent): unless a stop string ended it, release the held-back text and the decoder's tail. */
   finish(reason: FinishReason): void {
     this.finishReason ??= reason;
-    if (this.finishReason === 'stop') return;
+    if (this.flushed || this.finishReason === 'stop') return;
+    this.flushed = true;
     const tail = this.pending + this.decoder.flush();
     this.pending = '';
     if (tail.length > 0) this.emit(tail, this.ids[this.ids.length - 1]);
