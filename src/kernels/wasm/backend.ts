@@ -39,8 +39,12 @@ const GEMV_MAX_M_F32 = 4;
 const GEMV_MAX_M_Q4 = 8;
 /** GEMV is memory/decode bound (~5x fewer flops per second than GEMM): its flops weigh 5x when splitting. */
 const GEMV_FLOP_WEIGHT = 5;
-/** Largest foreign (non-wasm-memory) array part staged at once by the elementwise 4-bit kernels. */
-const STAGING_CHUNK_ELEMENTS = 1 << 24;
+/**
+ * Elements per staging round of the 4-bit quantize/dequantize kernels when an array is not in wasm
+ * memory: one area of this size is reused round after round (small enough to stay in cache between
+ * the copy and the kernel, large enough, ~1 ms per thread, to amortise the dispatch).
+ */
+const STAGING_CHUNK_ELEMENTS = 1 << 20;
 /** assembly/quant.ts table: bytes, and the grid of its one-compare path (same constants there). */
 const QUANT_TABLE_BYTES = 256;
 const QUANT_GRID_BUCKETS = 32;
@@ -224,17 +228,22 @@ export class WasmKernels implements Kernels {
     const n = (r1 - r0) * w.cols;
     requireLength('dequantizeQ4Rows', 'out', out, n);
     const d = this.q4.descriptor(w, 'dequantizeQ4Rows');
-    // Chunks of rows bound the staging copy when `out` is not in wasm memory.
-    const rowsPerChunk = Math.max(1, Math.floor(STAGING_CHUNK_ELEMENTS / Math.max(1, w.cols)));
-    for (let c0 = r0; c0 < r1 || c0 === r0; c0 += rowsPerChunk) {
-      const c1 = Math.min(r1, c0 + rowsPerChunk);
-      const part = out.subarray((c0 - r0) * w.cols, (c1 - r0) * w.cols);
-      const s = new Staging(this.heap);
-      const po = s.out(part, part.length, false);
-      const shares = this.rowsOf(c1 - c0, part.length * 4);
-      this.pool.run('q4DequantizeRows', shares.map(([a, b]) => [d, c0 + a, c0 + b, po + a * w.cols * 4]));
+    // `out` in wasm memory is written in place in one pass; a foreign one through one staging
+    // area reused chunk of rows after chunk of rows (as quantizeBlockwise4).
+    const resident = this.heap.owns(out);
+    const rowsPerChunk = resident ? Math.max(1, r1 - r0) : Math.max(1, Math.floor(STAGING_CHUNK_ELEMENTS / Math.max(1, w.cols)));
+    const s = new Staging(this.heap);
+    try {
+      const staged = resident ? -1 : s.reserve(Math.min(r1 - r0, rowsPerChunk) * w.cols * 4);
+      for (let c0 = r0; c0 < r1; c0 += rowsPerChunk) {
+        const c1 = Math.min(r1, c0 + rowsPerChunk);
+        const po = staged >= 0 ? staged : out.byteOffset + (c0 - r0) * w.cols * 4;
+        const shares = this.rowsOf(c1 - c0, (c1 - c0) * w.cols * 4);
+        this.pool.run('q4DequantizeRows', shares.map(([a, b]) => [d, c0 + a, c0 + b, po + a * w.cols * 4]));
+        if (staged >= 0) out.set(this.heap.f32(staged, (c1 - c0) * w.cols), (c0 - r0) * w.cols);
+      }
+    } finally {
       s.finish();
-      if (c1 === r1) break;
     }
   }
 
@@ -246,22 +255,38 @@ export class WasmKernels implements Kernels {
     const nBlocks = Math.ceil(n / blockSize);
     requireLength('quantizeBlockwise4', 'absmax', absmax, nBlocks);
     if (type !== 'nf4' && type !== 'fp4') throw new ShapeError('quantizeBlockwise4: unknown 4-bit type', { field: 'type', expected: "'nf4' | 'fp4'", got: String(type) });
-    // Chunks on block boundaries at even element indices (so a chunk's last block is partial only
-    // at the very end, and chunks start on a byte) bound the staging copies of foreign arrays.
+    // Arrays in wasm memory are used in place, in one pass. Foreign ones go through one staging
+    // area per call, reused chunk after chunk (a fresh heap block per chunk costs a zero-fill of
+    // shared memory, slower than the kernel); chunks are whole blocks starting at even element
+    // indices, so only the very last block can be partial and every chunk starts on a byte.
+    const resident = this.heap.owns(x) && this.heap.owns(packed) && this.heap.owns(absmax);
     const unit = blockSize % 2 === 0 ? blockSize : 2 * blockSize;
-    const chunk = Math.max(unit, Math.floor(STAGING_CHUNK_ELEMENTS / unit) * unit);
-    for (let e0 = 0; e0 < n; e0 += chunk) {
-      const e1 = Math.min(n, e0 + chunk);
-      this.quantizeChunk(packed.subarray(e0 / 2, Math.ceil(e1 / 2)), absmax.subarray(e0 / blockSize, Math.ceil(e1 / blockSize)), x.subarray(e0, e1), e1 - e0, blockSize, type);
+    const chunk = resident ? n : Math.max(unit, Math.floor(STAGING_CHUNK_ELEMENTS / unit) * unit);
+    const s = new Staging(this.heap);
+    try {
+      const xs = this.heap.owns(x) ? -1 : s.reserve(Math.min(n, chunk) * 4);
+      const ps = this.heap.owns(packed) ? -1 : s.reserve(Math.ceil(Math.min(n, chunk) / 2));
+      const as = this.heap.owns(absmax) ? -1 : s.reserve(Math.ceil(Math.min(n, chunk) / blockSize) * 4);
+      for (let e0 = 0; e0 < n; e0 += chunk) {
+        const e1 = Math.min(n, e0 + chunk);
+        const b0 = e0 / blockSize, b1 = Math.ceil(e1 / blockSize);
+        const p0 = e0 / 2, p1 = Math.ceil(e1 / 2);
+        if (xs >= 0) this.heap.f32(xs, e1 - e0).set(x.subarray(e0, e1));
+        const px = xs >= 0 ? xs : x.byteOffset + e0 * 4;
+        const pp = ps >= 0 ? ps : packed.byteOffset + p0;
+        const pa = as >= 0 ? as : absmax.byteOffset + b0 * 4;
+        this.quantizeResident(pp, pa, px, e1 - e0, blockSize, type);
+        if (ps >= 0) packed.set(this.heap.u8(ps, p1 - p0), p0);
+        if (as >= 0) absmax.set(this.heap.f32(as, b1 - b0), b0);
+      }
+    } finally {
+      s.finish();
     }
   }
 
-  private quantizeChunk(packed: Uint8Array, absmax: Float32Array, x: Float32Array, n: number, blockSize: number, type: 'nf4' | 'fp4'): void {
+  /** quantizeBlockwise4 of n elements already in wasm memory (byte addresses), over the pool. */
+  private quantizeResident(pp: number, pa: number, px: number, n: number, blockSize: number, type: 'nf4' | 'fp4'): void {
     const nBlocks = Math.ceil(n / blockSize);
-    const s = new Staging(this.heap);
-    const pp = s.out(packed, Math.ceil(n / 2), false);
-    const pa = s.out(absmax, nBlocks, false);
-    const px = s.in(x, n);
     // Threads split on block boundaries that are also byte boundaries (even element index).
     const unit = blockSize % 2 === 0 ? 1 : 2;
     const parts = this.rowsOf(Math.ceil(nBlocks / unit), n * 20).map(([b0, b1]) => {
@@ -270,7 +295,6 @@ export class WasmKernels implements Kernels {
       return [pp + e0 / 2, pa + b0 * unit * 4, px + e0 * 4, e1 - e0, blockSize, type === 'nf4' ? 7 : 0, this.quantTables[type]];
     });
     this.pool.run('quantizeBlockwise4', parts);
-    s.finish();
   }
 
   // ---- splitting --------------------------------------------------------------------------------
