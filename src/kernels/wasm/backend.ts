@@ -103,7 +103,8 @@ export class WasmKernels implements Kernels {
 
   /**
    * The quantizer table of assembly/quant.ts (layout in its header): midpoints, position -> code
-   * map and, when every bucket of its grid holds at most one midpoint, the grid tables.
+   * map and, when every bucket of its grid holds at most one midpoint and the map is the identity
+   * (NF4), the grid tables of the kernel's one-compare path.
    */
   private quantTable(midpoints: Float32Array, codeMap: Uint8Array | null): number {
     const off = this.heap.alloc(QUANT_TABLE_BYTES);
@@ -113,7 +114,7 @@ export class WasmKernels implements Kernels {
     // The kernel's bucket of a scaled value s, with its two f32 roundings.
     const bucket = (s: number): number => Math.fround(Math.fround(s * QUANT_GRID_SCALE) + QUANT_GRID_MAGIC) - QUANT_GRID_MAGIC_BASE;
     const buckets = Array.from(midpoints, bucket);
-    if (buckets.every((u, i) => u >= 0 && u < QUANT_GRID_BUCKETS && (i === 0 || u > buckets[i - 1]))) {
+    if (codeMap === null && buckets.every((u, i) => u >= 0 && u < QUANT_GRID_BUCKETS && (i === 0 || u > buckets[i - 1]))) {
       const below = this.heap.u8(off + 80, QUANT_GRID_BUCKETS);
       const mids = new Float32Array(QUANT_GRID_BUCKETS).fill(Infinity); // +Inf: no midpoint, s > it never holds
       for (let u = 0; u < QUANT_GRID_BUCKETS; u++) below[u] = buckets.filter((v) => v < u).length;

@@ -12,8 +12,8 @@
 //   table + 80:  32 u8 per grid bucket: midpoints in earlier buckets        } grid tables, valid
 //   table + 112: 4 x 32 u8 byte planes of the f32 midpoint in the bucket     } when the flag is 1
 //                (+Inf when none): byte p of bucket u's midpoint at 112 + 32p + u
-//   table + 240: i32 flag: 1 when every grid bucket holds at most one midpoint (NF4), else 0 (FP4,
-//                whose midpoints around zero are 0.0026 apart)
+//   table + 240: i32 flag: 1 when every grid bucket holds at most one midpoint and the code map is
+//                the identity (NF4), else 0 (FP4: its midpoints around zero are 0.0026 apart)
 // (built and checked by src/kernels/wasm/backend.ts quantTable).
 // Not here: double quantization of absmax and the zero-point variant (quant layer, JS); how the
 // work is split over threads (backend.ts: by whole blocks starting on a byte).
@@ -39,6 +39,8 @@ const CODE_MAP_OFFSET = 64;
 const BELOW_OFFSET = 80;
 const PLANES_OFFSET = 112;
 const GRID_FLAG_OFFSET = 240;
+/** Flag value: grid tables valid and the code map is the identity. */
+const GRID_IDENTITY = 1;
 /** s·GRID_SCALE + GRID_MAGIC rounds to the integer round(15s + 15) in the low mantissa bits. */
 const GRID_SCALE: f32 = 15;
 const GRID_MAGIC: f32 = 12582927; // 1.5·2^23 + 15
@@ -103,20 +105,35 @@ const GRID_MAGIC: f32 = 12582927; // 1.5·2^23 + 15
   return v128.and(f32x4.add(f32x4.mul(s, f32x4.splat(GRID_SCALE)), f32x4.splat(GRID_MAGIC)), i32x4.splat(0xff));
 }
 
-/** Byte u (0..31) of the 32-byte table at p, per lane (uh = u ^ 16 selects the second half). */
-@inline function lookup32(p: usize, u: v128, uh: v128): v128 {
-  return v128.or(i8x16.swizzle(v128.load(p), u), i8x16.swizzle(v128.load(p, 16), uh));
+/**
+ * Per lane, byte i of the 16-byte table t when i < 16 and 0 when i >= 128 (never called with
+ * 16..127). Relaxed swizzle is fully specified on exactly these two ranges (it may differ from the
+ * plain swizzle only for 16..127), so both builds give the same bytes; it is one instruction
+ * (pshufb) where the plain one needs an extra saturating add.
+ */
+@inline function swizzleInRange(t: v128, i: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i8x16.relaxed_swizzle(t, i);
+  return i8x16.swizzle(t, i);
+}
+
+/**
+ * Byte u (0..30) of the 32-byte table at p, per lane: ua = u for u < 16, else 0xff; ub = u - 16
+ * for u >= 16, else 240..255 (each half reads 0 where the other one answers).
+ */
+@inline function lookup32(p: usize, ua: v128, ub: v128): v128 {
+  return v128.or(swizzleInRange(v128.load(p), ua), swizzleInRange(v128.load(p, 16), ub));
 }
 
 /** Sorted positions (0..15, one byte per element) of the 16 scaled values: grid path. */
 @inline function positionsByGrid(s0: v128, s1: v128, s2: v128, s3: v128, t: usize): v128 {
   const u = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(bucketOf(s0), bucketOf(s1)), i16x8.narrow_i32x4_u(bucketOf(s2), bucketOf(s3)));
-  const uh = v128.xor(u, i8x16.splat(16));
-  const below = lookup32(t + BELOW_OFFSET, u, uh);
-  const q0 = lookup32(t + PLANES_OFFSET, u, uh);
-  const q1 = lookup32(t + PLANES_OFFSET + 32, u, uh);
-  const q2 = lookup32(t + PLANES_OFFSET + 64, u, uh);
-  const q3 = lookup32(t + PLANES_OFFSET + 96, u, uh);
+  const ua = v128.or(u, i8x16.gt_u(u, i8x16.splat(15)));
+  const ub = i8x16.sub(u, i8x16.splat(16));
+  const below = lookup32(t + BELOW_OFFSET, ua, ub);
+  const q0 = lookup32(t + PLANES_OFFSET, ua, ub);
+  const q1 = lookup32(t + PLANES_OFFSET + 32, ua, ub);
+  const q2 = lookup32(t + PLANES_OFFSET + 64, ua, ub);
+  const q3 = lookup32(t + PLANES_OFFSET + 96, ua, ub);
   // Byte planes -> f32 lanes in element order (as the decoder in q4.ts).
   const pa = i8x16.shuffle(q0, q1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
   const pb = i8x16.shuffle(q0, q1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
@@ -131,15 +148,15 @@ const GRID_MAGIC: f32 = 12582927; // 1.5·2^23 + 15
 
 /**
  * Codes of the 16 values at x scaled by inv, packed into 8 bytes at out. t: the table, codeMap:
- * its 16-byte position -> code map (as a vector), grid: its flag.
+ * its 16-byte position -> code map (as a vector). grid: the grid path with the identity code map
+ * (NF4, whose codes are sorted positions); otherwise the count path and the map.
  */
 @inline function encode16(out: usize, x: usize, inv: v128, t: usize, codeMap: v128, grid: bool): void {
   const s0 = f32x4.mul(v128.load(x), inv);
   const s1 = f32x4.mul(v128.load(x, 16), inv);
   const s2 = f32x4.mul(v128.load(x, 32), inv);
   const s3 = f32x4.mul(v128.load(x, 48), inv);
-  const pos = grid ? positionsByGrid(s0, s1, s2, s3, t) : positionsByCount(s0, s1, s2, s3, t);
-  const codes = i8x16.swizzle(codeMap, pos);
+  const codes = grid ? positionsByGrid(s0, s1, s2, s3, t) : swizzleInRange(codeMap, positionsByCount(s0, s1, s2, s3, t));
   // 16-bit lane k holds code 2k (low byte) and code 2k+1 (high byte): (2k << 4) | (2k+1).
   const pairs = v128.or(v128.and(i16x8.shl(codes, 4), i16x8.splat(0xf0)), i16x8.shr_u(codes, 8));
   v128.store64_lane(out, i8x16.narrow_i16x8_u(pairs, pairs), 0);
@@ -169,7 +186,7 @@ export function quantizeBlockwise4(packed: usize, absmax: usize, x: usize, n: i3
   const nBlocks = (n + blockSize - 1) / blockSize;
   const simd = blockSize % 16 == 0;
   const codeMap = v128.load(table + CODE_MAP_OFFSET);
-  const grid = load<i32>(table + GRID_FLAG_OFFSET) == 1;
+  const grid = load<i32>(table + GRID_FLAG_OFFSET) == GRID_IDENTITY;
   for (let b = 0; b < nBlocks; b++) {
     const start = b * blockSize;
     const len = min(blockSize, n - start);
