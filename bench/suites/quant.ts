@@ -4,6 +4,9 @@
 //   nf4_dequantize    Mvalues/s, wasm kernels' dequantizeQ4Rows over the whole weight
 //   ref:nf4_quantize / ref:nf4_dequantize   the plain-TypeScript oracle (src/quant/blockwise.ts), 1 thread
 //   bits_per_param    block 64 with and without double quant (~4.127 vs 4.5)
+//   cpu:nf4_quantize / cpu:nf4_dequantize   the same work per CPU-second of the process (all its
+//                     threads, process.cpuUsage): on a shared, loaded machine wall-clock rates
+//                     fall with the load, CPU-time rates much less
 // The wasm results are checked equal to the reference once (a mismatch is logged, not hidden).
 // Not a test: it asserts nothing; the target (>= 400 Mvalues/s quantize on 1 thread) is in issue 3.
 
@@ -29,6 +32,19 @@ function fillWeights(a: Float32Array, seed: number): Float32Array {
   };
   for (let i = 0; i < a.length; i++) a[i] = (u() + u() + u() + u() - 2) * 0.05;
   return a;
+}
+
+/** Median CPU seconds (user + system, every thread of the process) per call of fn over `runs` calls. */
+function cpuSecondsPerRun(fn: () => unknown, runs: number): { median: number; min: number; max: number; runs: number } {
+  const t: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const c0 = process.cpuUsage();
+    fn();
+    const c = process.cpuUsage(c0);
+    t.push((c.user + c.system) / 1e6);
+  }
+  t.sort((a, b) => a - b);
+  return { median: t[runs >> 1], min: t[0], max: t[runs - 1], runs };
 }
 
 function equalBytes(a: ArrayBufferView, b: ArrayBufferView): boolean {
@@ -72,12 +88,17 @@ async function run(ctx: BenchContext): Promise<void> {
         doubleQuantize(absmax);
       }, { warmup: 2, runs: 9 });
       ctx.recordRate('nf4_quantize', `${SHAPE},nf4+dq`, threads, 'Mvalues/s', N / 1e6, tq);
+      ctx.recordRate('cpu:nf4_quantize', `${SHAPE},nf4+dq`, threads, 'Mvalues/cpu-s', N / 1e6, cpuSecondsPerRun(() => {
+        k.quantizeBlockwise4(packed, absmax, xk, N, NF4_DQ.blockSize, 'nf4');
+        doubleQuantize(absmax);
+      }, 9));
 
       const out = k.allocF32(N);
       k.dequantizeQ4Rows(out, ref, 0, ROWS);
       if (!equalBytes(out, refOut)) ctx.log(`MISMATCH: wasm dequantizeQ4Rows (threads ${threads}) differs from the reference`);
       const td = await ctx.measure(() => k.dequantizeQ4Rows(out, ref, 0, ROWS), { warmup: 2, runs: 9 });
       ctx.recordRate('nf4_dequantize', `${SHAPE},nf4+dq`, threads, 'Mvalues/s', N / 1e6, td);
+      ctx.recordRate('cpu:nf4_dequantize', `${SHAPE},nf4+dq`, threads, 'Mvalues/cpu-s', N / 1e6, cpuSecondsPerRun(() => k.dequantizeQ4Rows(out, ref, 0, ROWS), 9));
     } finally {
       await k.dispose();
     }
