@@ -68,8 +68,11 @@ const GRID_MAGIC: f32 = 12582927; // 1.5·2^23 + 15
     m2 = f32x4.pmax(m2, f32x4.abs(v128.load(p, 32)));
     m3 = f32x4.pmax(m3, f32x4.abs(v128.load(p, 48)));
   }
-  const m = f32x4.pmax(f32x4.pmax(m0, m1), f32x4.pmax(m2, m3));
-  return max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  // Lanes hold no NaN (pmax never takes one in), so the order of the reduction does not matter.
+  let m = f32x4.pmax(f32x4.pmax(m0, m1), f32x4.pmax(m2, m3));
+  m = f32x4.pmax(m, v128.shuffle<f32>(m, m, 2, 3, 0, 1));
+  m = f32x4.pmax(m, v128.shuffle<f32>(m, m, 1, 0, 3, 2));
+  return f32x4.extract_lane(m, 0);
 }
 
 /** c + (s > m) per lane (the mask is -1). */
