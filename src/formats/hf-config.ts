@@ -296,7 +296,7 @@ function torchDtypeName(v: unknown, file: string, field: string, fallback: Torch
 }
 
 /** Parses `quantization_config` (FORMATS.md §4.3), tolerant of keys older writers omit. */
-export function resolveQuantizationConfig(value: unknown, file: string): BnbQuantizationConfig | null {
+export function resolveBnbQuantizationConfig(value: unknown, file: string): BnbQuantizationConfig | null {
   if (value === undefined || value === null) return null;
   const field = 'quantization_config';
   if (!isJsonObject(value)) throw new ConfigError('must be an object', { file, field, got: JSON.stringify(value) });
@@ -410,7 +410,7 @@ export function resolveModelConfig(raw: Record<string, unknown>, file = 'config.
     eosTokenIds: Object.freeze(resolveEosIds(f, d.eosTokenId)),
     padTokenId: f.tokenId('pad_token_id', null),
     torchDtype: resolveTorchDtype(f),
-    quantization: resolveQuantizationConfig(raw.quantization_config, file),
+    quantization: resolveBnbQuantizationConfig(raw.quantization_config, file),
     raw: Object.freeze({ ...raw }),
   };
   for (const [key, id] of [['bos_token_id', config.bosTokenId], ['pad_token_id', config.padTokenId]] as const) {
