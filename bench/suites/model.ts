@@ -8,7 +8,8 @@
 // process (bench/model-load-probe.ts).
 //
 // Result names: prompt_tokens_per_s, decode_tokens_per_s, the same prefixed
-// `peer:llama.cpp-q4_0:`, and load_peak_rss_mb. Targets (issue 5): decode >= 0.75x and prompt
+// `peer:llama.cpp-q4_0:`, and load_peak_rss_mb; also prompt_tokens_per_s:int8, the optional
+// (not exact, off by default) int8-activation prompt path, against its own llama.cpp runs. Targets (issue 5): decode >= 0.75x and prompt
 // >= 0.6x llama.cpp's Q4_0.
 
 import { spawnSync } from 'node:child_process';
@@ -114,6 +115,24 @@ export const modelSuite: BenchSuite = {
         ctx.recordRate('prompt_tokens_per_s', `${SHAPE.name}/${PROMPT_TOKENS}`, THREADS, 'tokens/s', PROMPT_TOKENS, pp);
         ctx.recordRate(`${PEER}prompt_tokens_per_s`, `${SHAPE.name}/${PROMPT_TOKENS}`, THREADS, 'tokens/s', PROMPT_TOKENS, peerPp);
 
+        // The same prompt with int8 activations (createKernels({ int8Activations: true })).
+        const kernelsInt8 = await createKernels({ backend: 'wasm', threads: THREADS, int8Activations: true });
+        const modelInt8 = await loadModel(dir, { kernels: kernelsInt8, quant: resolveQuantizationConfig() });
+        const cacheInt8 = modelInt8.createKvCache(1, PROMPT_TOKENS);
+        let ppInt8: Timing, peerPpInt8: Timing;
+        try {
+          [ppInt8, peerPpInt8] = await alternate(async () => {
+            const start = performance.now();
+            modelInt8.forward(prompt, 1, PROMPT_TOKENS, { cache: cacheInt8, startPos: 0, logits: 'last' });
+            return seconds(start);
+          }, peerPromptRun);
+        } finally {
+          cacheInt8.dispose();
+          modelInt8.dispose();
+          await kernelsInt8.dispose();
+        }
+        ctx.recordRate('prompt_tokens_per_s:int8', `${SHAPE.name}/${PROMPT_TOKENS}`, THREADS, 'tokens/s', PROMPT_TOKENS, ppInt8);
+
         // Decoding: BOS, then 64 greedy steps; only the 64 steps are timed on both sides.
         const oursDecode = async (): Promise<number> => {
           let next = argmax(model.forward(Int32Array.of(BOS), 1, 1, { cache, startPos: 0, logits: 'last' }));
@@ -145,6 +164,7 @@ export const modelSuite: BenchSuite = {
             `(best runs ${rate(ours.min)} vs ${rate(peer.min)} = ${(peer.min / ours.min).toFixed(2)}x; target >= ${target}x)`);
         };
         report(`prompt ${PROMPT_TOKENS}`, PROMPT_TOKENS, pp, peerPp, 0.6);
+        report(`prompt ${PROMPT_TOKENS} int8 activations`, PROMPT_TOKENS, ppInt8, peerPpInt8, 0.6);
         report(`decode ${DECODE_TOKENS}`, DECODE_TOKENS, tg, peerTg, 0.75);
       } finally {
         cache.dispose();

@@ -24,6 +24,11 @@ export interface CreateKernelsOptions {
   readonly wasmVariant?: WasmVariant;
   /** Byte budget of 4-bit weights kept resident in wasm memory (default 2 GiB); more streams. */
   readonly residentWeightBytes?: number;
+  /**
+   * Prompt processing (4-bit X·Wᵀ at M > 8) with int8 activations: faster, not exact (error in
+   * src/kernels/ref/matmul-int8.ts). Default false. Both backends implement it.
+   */
+  readonly int8Activations?: boolean;
 }
 
 export interface CreatedKernels extends Kernels {
@@ -40,15 +45,15 @@ export async function createKernels(opts: CreateKernelsOptions = {}): Promise<Cr
   if (!Number.isInteger(threads) || threads < 1) {
     throw new ConfigError('threads must be a positive integer', { field: 'threads', expected: 'integer >= 1', got: String(threads) });
   }
-  if (backend === 'ref') return new RefKernels();
+  if (backend === 'ref') return new RefKernels({ int8Activations: opts.int8Activations });
   const mod = loadKernelModule(opts.wasmVariant ?? 'relaxed');
   if (!('variant' in mod)) {
     if (opts.backend === 'wasm') {
       throw new UnsupportedError('the wasm kernel backend cannot run here', { got: mod.reason, hint: 'use the ref backend (--kernels ref)' });
     }
-    return Object.assign(new RefKernels(), { fallbackReason: mod.reason });
+    return Object.assign(new RefKernels({ int8Activations: opts.int8Activations }), { fallbackReason: mod.reason });
   }
-  const wasmOpts = { threads, residentWeightBytes: opts.residentWeightBytes };
+  const wasmOpts = { threads, residentWeightBytes: opts.residentWeightBytes, int8Activations: opts.int8Activations };
   try {
     return await WasmKernels.create(mod, wasmOpts);
   } catch (err) {

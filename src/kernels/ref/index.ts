@@ -12,6 +12,7 @@ import { attentionBackwardRef, attentionForwardRef } from './attention.js';
 import { checkAttention, checkBuffers, checkCrossEntropy, checkEmbedding, checkQuant4, checkRope, kvLength, requireDims, requireLength } from './check.js';
 import { embeddingBackwardRef, embeddingForwardRef } from './embedding.js';
 import { crossEntropyBackwardRef, crossEntropyForwardRef } from './loss.js';
+import { int8ActivationsApply, matmulXWtQ4Int8Ref } from './matmul-int8.js';
 import { matmulDytXRef, matmulDyWQ4Ref, matmulDyWRef, matmulXWtQ4Ref, matmulXWtRef } from './matmul.js';
 import { rmsnormBackwardRef, rmsnormForwardRef } from './norm.js';
 import { adamwStepRef, scaleRef, sumSquaresRef } from './optim.js';
@@ -20,7 +21,13 @@ import { ropeRef } from './rope.js';
 export class RefKernels implements Kernels {
   readonly name = 'ref' as const;
   readonly threads = 1;
+  /** The optional int8-activation prompt path (matmul-int8.ts); default false (exact). */
+  readonly int8Activations: boolean;
   private readonly owned = new WeakSet<Float32Array>();
+
+  constructor(opts: { readonly int8Activations?: boolean } = {}) {
+    this.int8Activations = opts.int8Activations === true;
+  }
 
   allocF32(n: number): Float32Array {
     requireDims('allocF32', { n });
@@ -55,7 +62,8 @@ export class RefKernels implements Kernels {
   matmulXWtQ4(y: Float32Array, x: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void {
     checkQuant4('matmulXWtQ4', w);
     checkBuffers('matmulXWtQ4', { M }, [['y', y, M * w.rows], ['x', x, M * w.cols]]);
-    matmulXWtQ4Ref(y, x, w, M, accumulate);
+    if (this.int8Activations && int8ActivationsApply(w, M)) matmulXWtQ4Int8Ref(y, x, w, M, accumulate);
+    else matmulXWtQ4Ref(y, x, w, M, accumulate);
   }
 
   matmulDyWQ4(dx: Float32Array, dy: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void {

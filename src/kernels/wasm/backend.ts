@@ -11,6 +11,7 @@ import { FP4_MIDPOINTS_SORTED, FP4_SORTED_INDEX_TO_CODE, NF4_MIDPOINTS } from '.
 import type { Quant4Weight } from '../../quant/types.js';
 import type { AttentionDims, Kernels } from '../kernels.js';
 import { RefKernels } from '../ref/index.js';
+import { int8ActivationsApply } from '../ref/matmul-int8.js';
 import { checkBuffers, checkQuant4, requireDims, requireLength } from '../ref/check.js';
 import { LAYER_KERNEL_NAMES, LayerKernels } from './layers.js';
 import { WasmHeap, Staging } from './memory.js';
@@ -22,6 +23,7 @@ import { Q4Cache } from './q4cache.js';
 /** Exports of assembly/index.ts the pool may call (worker function table, by index). */
 const KERNEL_NAMES = [
   'gemmF32', 'gemvF32', 'gemvQ4', 'q4DequantizeRows', 'quantizeBlockwise4',
+  'gemmI8Q4', 'quantizeRowsI8',
   ...LAYER_KERNEL_NAMES,
 ];
 
@@ -57,6 +59,11 @@ export const DEFAULT_RESIDENT_WEIGHT_BYTES = 2 * 2 ** 30;
 export interface WasmKernelsOptions {
   readonly threads: number;
   readonly residentWeightBytes?: number;
+  /**
+   * X·Wᵀ of 4-bit weights at M >= INT8_MIN_ROWS (prompt processing) with int8 activations
+   * (assembly/gemm-i8.ts; error documented in ref/matmul-int8.ts). Default false: exact f32.
+   */
+  readonly int8Activations?: boolean;
 }
 
 /** A [m0, m1, n0, n1) share of an output. */
@@ -75,6 +82,9 @@ export class WasmKernels implements Kernels {
   /** Per-thread GEMM scratch (packed panels + decoded row), thread t at scratch[t]. */
   private readonly scratch: number[];
   private readonly scratchFloats: number;
+  readonly int8Activations: boolean;
+  /** Quantized activations of the int8 path (grown on demand): codes, scales, corrections. */
+  private int8Area = { off: 0, bytes: 0 };
   /** 80-byte quantizer tables (assembly/quant.ts) per type. */
   private readonly quantTables: Record<'nf4' | 'fp4', number>;
 
@@ -85,7 +95,8 @@ export class WasmKernels implements Kernels {
     this.threads = pool.threads;
     this.q4 = new Q4Cache(heap, opts.residentWeightBytes ?? DEFAULT_RESIDENT_WEIGHT_BYTES);
     this.layers = new LayerKernels(heap, pool, (n, flops, unit) => this.rowsOf(n, flops, unit));
-    const scratchBytes = pool.exports.gemmScratchBytes();
+    const scratchBytes = Math.max(pool.exports.gemmScratchBytes(), pool.exports.gemmI8ScratchBytes());
+    this.int8Activations = opts.int8Activations === true;
     this.scratchFloats = pool.exports.gemmPanelFloats(); // the packed-panel area doubles as a GEMV row
     this.scratch = Array.from({ length: this.threads }, () => heap.alloc(scratchBytes));
     this.quantTables = { nf4: this.quantTable(NF4_MIDPOINTS, null), fp4: this.quantTable(FP4_MIDPOINTS_SORTED, FP4_SORTED_INDEX_TO_CODE) };
@@ -201,10 +212,30 @@ export class WasmKernels implements Kernels {
     const px = s.in(x, M * K);
     if (M <= GEMV_MAX_M_Q4 && K <= this.scratchFloats) {
       this.pool.run('gemvQ4', this.rowsOf(N, M * N * K * 2 * GEMV_FLOP_WEIGHT).map(([n0, n1], t) => [py, N, px, d, M, n0, n1, +accumulate, this.scratch[t]]));
+    } else if (this.int8Activations && int8ActivationsApply(w, M)) {
+      this.gemmInt8(py, px, d, w, M, accumulate);
     } else {
       this.gemm(py, N, px, K * 4, 4, BKind.Q4T, d, 0, M, N, K, accumulate);
     }
     s.finish();
+  }
+
+  /** The int8-activation X·Wᵀ (assembly/gemm-i8.ts): quantize x by rows, then split like gemm(). */
+  private gemmInt8(py: number, px: number, d: number, w: Quant4Weight, M: number, accumulate: boolean): void {
+    const N = w.rows;
+    const K = w.cols;
+    const nb = K / w.blockSize;
+    const codeBytes = Math.ceil((M * K) / 64) * 64;
+    const need = codeBytes + 2 * M * nb * 4;
+    if (this.int8Area.bytes < need) {
+      if (this.int8Area.bytes > 0) this.heap.free(this.int8Area.off);
+      this.int8Area = { off: this.heap.alloc(need), bytes: need };
+    }
+    const q = this.int8Area.off;
+    const sa = q + codeBytes;
+    const sums = sa + M * nb * 4;
+    this.pool.run('quantizeRowsI8', this.rowsOf(M, M * K * 8).map(([m0, m1]) => [px, K, w.blockSize, m0, m1, q, sa, sums]));
+    this.pool.run('gemmI8Q4', this.gemmShares(M, N, K).map(([m0, m1, n0, n1], t) => [py, N, q, sa, sums, d, m0, m1, n0, n1, +accumulate, this.scratch[t]]));
   }
 
   matmulDyWQ4(dx: Float32Array, dy: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void {
@@ -313,13 +344,18 @@ export class WasmKernels implements Kernels {
     return out;
   }
 
-  /** C[rows, cols] (+)= A·B over `inner`, split by columns (8-wide panels) or rows (4-row tiles). */
-  private gemm(c: number, ldc: number, a: number, aRow: number, aK: number, bKind: BKind, b: number, ldb: number, rows: number, cols: number, inner: number, accumulate: boolean): void {
+  /** Thread shares of a [rows, cols] GEMM output: by columns (8-wide panels) or rows (4-row tiles). */
+  private gemmShares(rows: number, cols: number, inner: number): Share[] {
     const flops = 2 * rows * cols * Math.max(inner, 1);
     const byCols = Math.ceil(cols / 8) >= Math.ceil(rows / 4) || Math.ceil(cols / 8) >= 4 * this.threads;
-    const shares: Share[] = byCols
+    return byCols
       ? this.rowsOf(cols, flops, 8).map(([n0, n1]): Share => [0, rows, n0, n1])
       : this.rowsOf(rows, flops, 4).map(([m0, m1]): Share => [m0, m1, 0, cols]);
+  }
+
+  /** C[rows, cols] (+)= A·B over `inner`, split by columns (8-wide panels) or rows (4-row tiles). */
+  private gemm(c: number, ldc: number, a: number, aRow: number, aK: number, bKind: BKind, b: number, ldb: number, rows: number, cols: number, inner: number, accumulate: boolean): void {
+    const shares = this.gemmShares(rows, cols, inner);
     this.pool.run('gemmF32', shares.map(([m0, m1, n0, n1], t) => [c, ldc, a, aRow, aK, bKind, b, ldb, m0, m1, n0, n1, inner, +accumulate, this.scratch[t]]));
   }
 
@@ -356,6 +392,8 @@ export class WasmKernels implements Kernels {
       }
       this.pool.run('gemvF32', all((u) => [u.c, N, u.a, u.b, 1, K, 0, N, 0]));
       this.pool.run('gemvQ4', all((u, t) => [u.c, N, u.a, d, 1, 0, N, 0, this.scratch[t]]));
+      this.pool.run('quantizeRowsI8', all((u) => [u.a, K, 32, 0, 5, u.p, u.am, u.pos]));
+      this.pool.run('gemmI8Q4', all((u, t) => [u.c, N, u.p, u.am, u.pos, d, 0, 5, 0, N, rep & 1, this.scratch[t]]));
       this.pool.run('q4DequantizeRows', all((u) => [d, 0, 8, u.x]));
       this.pool.run('quantizeBlockwise4', all((u) => [u.p, u.am, u.x, 4000, 64, 7, this.quantTables.nf4]));
       this.layers.warmUp(bufs, rep);

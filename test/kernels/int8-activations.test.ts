@@ -1,0 +1,173 @@
+// The optional int8-activation path of matmulXWtQ4 (createKernels({ int8Activations: true })):
+// the wasm kernel (assembly/gemm-i8.ts, relaxed and SIMD128 builds, 1 and 2 threads) against its
+// reference twin (src/kernels/ref/matmul-int8.ts); the twin's error against the exact product
+// under a named bound; the cases that must stay exact (decoding sizes, weights the path does not
+// take, the option off); non-finite activations reaching the output.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createKernels } from '../../src/kernels/index.js';
+import type { Kernels } from '../../src/kernels/kernels.js';
+import { RefKernels } from '../../src/kernels/ref/index.js';
+import { int8ActivationsApply, matmulXWtQ4Int8Ref, quantizeActivationsInt8Ref } from '../../src/kernels/ref/matmul-int8.js';
+import type { Quant4Settings } from '../../src/quant/config.js';
+import { quantizeTensor } from '../../src/quant/quantized-tensor.js';
+
+/** wasm vs twin: same integers, f32 block accumulation (fused in the relaxed build): per element, relative to Σ|x·w| (+1). */
+const TWIN_REL_TOL = 1e-6;
+/**
+ * Twin vs the exact product on uniform random x and NF4 weights, per element, relative to
+ * Σ_k |x_k·w_k|. Measured max 0.0051 (mean 0.0004) over these shapes: the 7-bit codebook
+ * (±63 levels) dominates, the 8-bit activations add less (see matmul-int8.ts).
+ */
+const INT8_VS_EXACT_REL_BOUND = 0.01;
+
+function rand(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    a[i] = s / 2 ** 31 - 1;
+  }
+  return a;
+}
+
+const s = (quantType: 'nf4' | 'fp4', blockSize: number, doubleQuant: boolean, strategy: 'blockwise' | 'perChannel', zeroPoint = false): Quant4Settings =>
+  ({ quantType, blockSize, doubleQuant, strategy, zeroPoint });
+
+// [N, K, settings]: panel tails (N % 8), K over several KC blocks (1536 = 3 x 512), small blocks.
+const WEIGHTS: [number, number, Quant4Settings][] = [
+  [37, 128, s('nf4', 64, true, 'blockwise')],
+  [300, 576, s('nf4', 64, true, 'blockwise')],
+  [24, 1536, s('nf4', 64, false, 'blockwise')],
+  [19, 96, s('fp4', 32, true, 'blockwise')],
+  [9, 100, s('nf4', 4, false, 'perChannel')],
+];
+
+function absBound(x: Float32Array, w: ReturnType<typeof quantizeTensor>, M: number): Float32Array {
+  const ref = new RefKernels();
+  const d = new Float32Array(w.rows * w.cols);
+  ref.dequantizeQ4Rows(d, w, 0, w.rows);
+  const bound = new Float32Array(M * w.rows);
+  ref.matmulXWt(bound, x.map(Math.abs), d.map(Math.abs), M, w.cols, w.rows, false);
+  return bound;
+}
+
+describe('int8-activation reference twin', () => {
+  test('quantizes activations per (row, block) with round-half-even and a zero block to zeros', () => {
+    const x = Float32Array.from([1, -0.5, 0.25, 127 / 254, 0, 0, 0, 0]);
+    const { qa, sa } = quantizeActivationsInt8Ref(x, 2, 4, 4);
+    assert.deepEqual(Array.from(qa), [127, -64, 32, 64, 0, 0, 0, 0]); // -63.5 -> -64, 63.5 -> 64
+    assert.deepEqual(Array.from(sa), [Math.fround(1 / 127), 0]);
+  });
+
+  test(`stays within ${INT8_VS_EXACT_REL_BOUND} of the exact product (relative to Σ|x·w|)`, () => {
+    const ref = new RefKernels();
+    let seed = 7;
+    for (const [N, K, st] of WEIGHTS) {
+      const w = quantizeTensor(rand(N * K, seed++), [N, K], st);
+      const M = 16;
+      const x = rand(M * K, seed++);
+      const exact = new Float32Array(M * N);
+      ref.matmulXWtQ4(exact, x, w, M, false);
+      const got = new Float32Array(M * N);
+      matmulXWtQ4Int8Ref(got, x, w, M, false);
+      const bound = absBound(x, w, M);
+      for (let i = 0; i < got.length; i++) {
+        assert.ok(Math.abs(got[i] - exact[i]) <= INT8_VS_EXACT_REL_BOUND * bound[i], `${N}x${K} element ${i}: ${got[i]} vs exact ${exact[i]}`);
+      }
+    }
+  });
+
+  test('takes only prompt-sized M and weights it can represent', () => {
+    const w = quantizeTensor(rand(8 * 128, 1), [8, 128], s('nf4', 64, true, 'blockwise'));
+    assert.equal(int8ActivationsApply(w, 9), true);
+    assert.equal(int8ActivationsApply(w, 8), false);
+    assert.equal(int8ActivationsApply(quantizeTensor(rand(8 * 100, 1), [8, 100], s('nf4', 64, true, 'blockwise')), 16), false); // K % block
+    assert.equal(int8ActivationsApply(quantizeTensor(rand(8 * 128, 1), [8, 128], s('nf4', 64, false, 'blockwise', true)), 16), false); // zero points
+  });
+});
+
+for (const variant of ['relaxed', 'simd'] as const) {
+  for (const threads of [1, 2]) {
+    describe(`wasm int8-activation matmulXWtQ4, ${variant} build, ${threads} thread(s)`, () => {
+      let k: Kernels;
+      let exactK: Kernels;
+      before(async () => {
+        k = await createKernels({ backend: 'wasm', threads, wasmVariant: variant, int8Activations: true });
+        exactK = await createKernels({ backend: 'wasm', threads, wasmVariant: variant });
+      });
+      after(async () => {
+        await k.dispose();
+        await exactK.dispose();
+      });
+
+      test('equals the reference twin (overwrite and accumulate, row tails, panel tails, several K blocks)', () => {
+        let seed = 100;
+        for (const [N, K, st] of WEIGHTS) {
+          const w = quantizeTensor(rand(N * K, seed++), [N, K], st);
+          for (const M of [9, 13, 34]) {
+            const x = rand(M * K, seed++);
+            const bound = absBound(x, w, M);
+            for (const accumulate of [false, true]) {
+              const want = rand(M * N, seed);
+              const got = k.allocF32(M * N);
+              got.set(want);
+              matmulXWtQ4Int8Ref(want, x, w, M, accumulate);
+              k.matmulXWtQ4(got, x, w, M, accumulate);
+              for (let i = 0; i < got.length; i++) {
+                const tol = TWIN_REL_TOL * (bound[i] + 1) + (accumulate ? 1e-6 : 0);
+                if (!(Math.abs(got[i] - want[i]) <= tol)) assert.fail(`${N}x${K} M=${M} acc=${accumulate}: element ${i}: got ${got[i]}, want ${want[i]}`);
+              }
+              k.free(got);
+            }
+          }
+        }
+      });
+
+      test('decoding sizes and weights the path does not take give the exact path bit for bit', () => {
+        let seed = 300;
+        const cases: [number, number, Quant4Settings, number][] = [
+          [40, 128, s('nf4', 64, true, 'blockwise'), 8],
+          [40, 128, s('nf4', 64, true, 'blockwise'), 1],
+          [23, 100, s('nf4', 64, true, 'blockwise'), 20],
+          [17, 128, s('nf4', 64, false, 'blockwise', true), 20],
+        ];
+        for (const [N, K, st, M] of cases) {
+          const w = quantizeTensor(rand(N * K, seed++), [N, K], st);
+          const x = rand(M * K, seed++);
+          const a = new Float32Array(M * N);
+          const b = new Float32Array(M * N);
+          k.matmulXWtQ4(a, x, w, M, false);
+          exactK.matmulXWtQ4(b, x, w, M, false);
+          assert.deepEqual(a, b, `${N}x${K} M=${M}`);
+        }
+      });
+
+      test('a non-finite activation makes its output row non-finite (never a silent value)', () => {
+        const N = 16, K = 128, M = 12;
+        const w = quantizeTensor(rand(N * K, 5), [N, K], s('nf4', 64, true, 'blockwise'));
+        for (const bad of [NaN, Infinity]) {
+          const x = rand(M * K, 6);
+          x[3 * K + 70] = bad;
+          const y = new Float32Array(M * N);
+          k.matmulXWtQ4(y, x, w, M, false);
+          for (let n = 0; n < N; n++) assert.ok(!Number.isFinite(y[3 * N + n]), `row 3 col ${n} with ${bad}`);
+          for (let n = 0; n < N; n++) assert.ok(Number.isFinite(y[4 * N + n]));
+        }
+      });
+    });
+  }
+}
+
+test('the ref backend implements the option with the twin', async () => {
+  const k = await createKernels({ backend: 'ref', int8Activations: true });
+  const N = 16, K = 128, M = 12;
+  const w = quantizeTensor(rand(N * K, 9), [N, K], s('nf4', 64, true, 'blockwise'));
+  const x = rand(M * K, 10);
+  const a = new Float32Array(M * N);
+  const b = new Float32Array(M * N);
+  k.matmulXWtQ4(a, x, w, M, false);
+  matmulXWtQ4Int8Ref(b, x, w, M, false);
+  assert.deepEqual(a, b);
+});
