@@ -12,17 +12,7 @@ type Arr = ArrayLike<number>;
 
 // ---- random data, buffers, comparisons -----------------------------------------------------------
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from '../helpers/random.js';
 
 export function randF32(r: () => number, n: number, lo = -1, hi = 1): Float32Array {
   const out = new Float32Array(n);

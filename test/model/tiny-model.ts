@@ -6,17 +6,12 @@ import type { Kernels } from '../../src/kernels/kernels.js';
 import { buildLlamaModel, expectedTensors, type WeightSource } from '../../src/model/build.js';
 import type { LlamaModel } from '../../src/model/llama.js';
 import type { QuantizationConfig } from '../../src/quant/config.js';
+import { rng as uniform01 } from '../helpers/random.js';
 
-/** Deterministic uniform [-1, 1) generator (mulberry32). */
+/** Deterministic uniform [-1, 1) generator (mulberry32, test/helpers/random.ts). */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const u = uniform01(seed);
+  return () => u() * 2 - 1;
 }
 
 export function randomArray(n: number, scale: number, rand: () => number): Float32Array {
