@@ -156,6 +156,18 @@ for (const variant of ['relaxed', 'simd'] as const) {
           for (let n = 0; n < N; n++) assert.ok(Number.isFinite(y[4 * N + n]));
         }
       });
+
+      test('a block of tiny activations (127 / absmax would overflow) quantizes to zeros, as the twin', () => {
+        const N = 16, K = 128, M = 12;
+        const w = quantizeTensor(rand(N * K, 5), [N, K], s('nf4', 64, true, 'blockwise'));
+        const x = rand(M * K, 7);
+        for (let k = 0; k < 64; k++) x[2 * K + k] = (k - 32) * 1e-38;
+        const want = new Float32Array(M * N);
+        matmulXWtQ4Int8Ref(want, x, w, M, false);
+        const got = new Float32Array(M * N);
+        k.matmulXWtQ4(got, x, w, M, false);
+        for (let i = 0; i < got.length; i++) assert.ok(Number.isFinite(got[i]) && Math.abs(got[i] - want[i]) <= 1e-4, `element ${i}: ${got[i]} vs ${want[i]}`);
+      });
     });
   }
 }

@@ -3,8 +3,10 @@
 // This file DEFINES the arithmetic (the wasm kernel follows it; tests compare the two):
 //
 //   blocks along K are the weight's blocks (blockSize bs); for row i and block kb of x:
-//     sa(i, kb) = f32(absmax / 127),  qa = nearest(f32(x · f32(127 / absmax))) clamped to ±127
-//                 (all 0 when absmax = 0; "nearest" = round half to even, as f32.nearest)
+//     sa(i, kb) = f32(absmax / 127),  qa = nearest(f32(x · f32(127 / absmax)))  (|qa| <= 127;
+//                 "nearest" = round half to even). A block with absmax <= MIN_ABSMAX quantizes to
+//                 zeros (it contributes < 1e-28); a block holding NaN/Inf has a NaN/Inf scale,
+//                 so its output is non-finite (its codes: 0 here, unspecified in the kernel).
 //   codebook:   cs = f32(63 / max|codebook|),  qw[q] = nearest(f32(codebook[q] · cs))   (|qw| <= 63)
 //   block sum:  dot = Σ_k qa·qw  (exact integer; the kernel adds 64 to qw, making it the 7-bit
 //               non-negative operand of the relaxed dot product, and subtracts 64·Σqa again)
@@ -30,6 +32,8 @@ import type { Quant4Weight } from '../../quant/types.js';
 export const INT8_MIN_ROWS = 9;
 /** Largest weight block size of the int8 path (as assembly/gemm-i8.ts I8_MAX_BLOCK). */
 export const INT8_MAX_BLOCK = 512;
+/** Activation blocks at or below this absmax quantize to zeros (assembly/gemm-i8.ts MIN_ABSMAX). */
+const MIN_ABSMAX = Math.fround(1e-30);
 /** Levels of the activation (±127) and codebook (±63) integers. */
 const ACT_LEVELS = 127;
 const CODE_LEVELS = 63;
@@ -66,18 +70,10 @@ export function quantizeActivationsInt8Ref(x: Float32Array, M: number, K: number
     for (let kb = 0; kb < nb; kb++) {
       const o = i * K + kb * bs;
       let absmax = 0;
-      let nan = false;
-      for (let k = 0; k < bs; k++) {
-        const a = Math.abs(x[o + k]);
-        if (a !== a) nan = true;
-        absmax = Math.max(absmax, a);
-      }
-      if (nan) absmax = NaN;
-      const inv = absmax > 0 ? Math.fround(ACT_LEVELS / absmax) : 0;
-      for (let k = 0; k < bs; k++) {
-        const v = nearestEven(Math.fround(x[o + k] * inv));
-        qa[o + k] = v !== v ? 0 : Math.max(-ACT_LEVELS, Math.min(ACT_LEVELS, v));
-      }
+      for (let k = 0; k < bs; k++) absmax = Math.max(absmax, Math.abs(x[o + k])); // NaN sticks
+      const finite = absmax > MIN_ABSMAX && absmax < Infinity;
+      const inv = finite ? Math.fround(ACT_LEVELS / absmax) : 0;
+      for (let k = 0; k < bs; k++) qa[o + k] = finite ? nearestEven(Math.fround(x[o + k] * inv)) : 0;
       sa[i * nb + kb] = Math.fround(absmax / ACT_LEVELS);
     }
   }

@@ -23,7 +23,7 @@ import { Q4Cache } from './q4cache.js';
 /** Exports of assembly/index.ts the pool may call (worker function table, by index). */
 const KERNEL_NAMES = [
   'gemmF32', 'gemvF32', 'gemvQ4', 'q4DequantizeRows', 'quantizeBlockwise4',
-  'gemmI8Q4', 'quantizeRowsI8',
+  'gemmI8Q4',
   ...LAYER_KERNEL_NAMES,
 ];
 
@@ -220,7 +220,7 @@ export class WasmKernels implements Kernels {
     s.finish();
   }
 
-  /** The int8-activation X·Wᵀ (assembly/gemm-i8.ts): quantize x by rows, then split like gemm(). */
+  /** The int8-activation X·Wᵀ (assembly/gemm-i8.ts), split by rows. */
   private gemmInt8(py: number, px: number, d: number, w: Quant4Weight, M: number, accumulate: boolean): void {
     const N = w.rows;
     const K = w.cols;
@@ -234,8 +234,8 @@ export class WasmKernels implements Kernels {
     const q = this.int8Area.off;
     const sa = q + codeBytes;
     const sums = sa + M * nb * 4;
-    this.pool.run('quantizeRowsI8', this.rowsOf(M, M * K * 8).map(([m0, m1]) => [px, K, w.blockSize, m0, m1, q, sa, sums]));
-    this.pool.run('gemmI8Q4', this.gemmShares(M, N, K).map(([m0, m1, n0, n1], t) => [py, N, q, sa, sums, d, m0, m1, n0, n1, +accumulate, this.scratch[t]]));
+    // By rows: each thread quantizes its own rows inside the task, then packs all of W (cheap).
+    this.pool.run('gemmI8Q4', this.rowsOf(M, 2 * M * N * K, 4).map(([m0, m1], t) => [py, N, px, q, sa, sums, d, m0, m1, 0, N, +accumulate, this.scratch[t]]));
   }
 
   matmulDyWQ4(dx: Float32Array, dy: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void {
@@ -392,8 +392,7 @@ export class WasmKernels implements Kernels {
       }
       this.pool.run('gemvF32', all((u) => [u.c, N, u.a, u.b, 1, K, 0, N, 0]));
       this.pool.run('gemvQ4', all((u, t) => [u.c, N, u.a, d, 1, 0, N, 0, this.scratch[t]]));
-      this.pool.run('quantizeRowsI8', all((u) => [u.a, K, 32, 0, 5, u.p, u.am, u.pos]));
-      this.pool.run('gemmI8Q4', all((u, t) => [u.c, N, u.p, u.am, u.pos, d, 0, 5, 0, N, rep & 1, this.scratch[t]]));
+      this.pool.run('gemmI8Q4', all((u, t) => [u.c, N, u.a, u.p, u.am, u.pos, d, 0, 5, 0, N, rep & 1, this.scratch[t]]));
       this.pool.run('q4DequantizeRows', all((u) => [d, 0, 8, u.x]));
       this.pool.run('quantizeBlockwise4', all((u) => [u.p, u.am, u.x, 4000, 64, 7, this.quantTables.nf4]));
       this.layers.warmUp(bufs, rep);

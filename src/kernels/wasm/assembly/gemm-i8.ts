@@ -7,7 +7,8 @@
 // which defines the arithmetic this file follows).
 //
 //   activations: per row i and K-block kb (the weight's blockSize along K):
-//     sa = f32(absmax / 127), qa = nearest(f32(x · f32(127 / absmax))) in [-127, 127] (0 if absmax = 0)
+//     sa = f32(absmax / 127), qa = nearest(f32(x · f32(127 / absmax))) in [-127, 127]
+//     (0 if absmax <= 1e-30)
 //   codebook:    cs = f32(63 / max|codebook|), qw[q] = nearest(f32(codebook[q] · cs)) + 64 in [1, 127]
 //                (the +64 offset makes the weight operand the non-negative "i7" one; its effect,
 //                64·Σ qa over the block, is subtracted from the integer sum)
@@ -22,19 +23,15 @@
 // blockSize % 4 == 0, blockSize <= MAX_BLOCK.
 // Not here: the exact f32 path (gemm.ts), threading (backend.ts splits rows / columns).
 
-/** Largest weight block size the kernel takes (one block fits a KC block). */
-export const I8_MAX_BLOCK: i32 = 512;
-const KC_MAX: i32 = 512;
+/** Largest weight block size the kernel takes (one block fits a KC block; ref/matmul-int8.ts INT8_MAX_BLOCK). */
+const I8_MAX_BLOCK: i32 = 512;
+const KC_MAX: i32 = I8_MAX_BLOCK;
 const NC: i32 = 512;
 const OFFSET: i32 = 64;
 
 /** Thread scratch: packed codes, per-block column scales, 8 decoded rows, one spill tile, the code table. */
 export function gemmI8ScratchBytes(): i32 {
   return KC_MAX * NC + NC * (KC_MAX / 4) * 4 + 8 * KC_MAX + 4 * 8 * 4 + 16 + 64;
-}
-
-export function gemmI8MaxBlock(): i32 {
-  return I8_MAX_BLOCK;
 }
 
 @inline function dot4(a: v128, b: v128, c: v128): v128 {
@@ -52,30 +49,57 @@ export function gemmI8MaxBlock(): i32 {
 
 // ---- activations --------------------------------------------------------------------------------
 
+/** 1.5·2^23: f32(v + ROUND_MAGIC) has round-half-even(v) in its low mantissa bits for |v| < 2^22. */
+const ROUND_MAGIC: f32 = 12582912;
+const ROUND_MAGIC_BITS: i32 = 0x4b400000;
+/** Activation blocks at or below this absmax quantize to zeros (127 / absmax must not overflow). */
+const MIN_ABSMAX: f32 = 1e-30;
+
+/** round-half-even(f32(x · inv)) as i32 lanes: one add of the magic constant, no conversion. */
+@inline function roundScaled(x: v128, inv: v128, magic: v128, magicBits: v128): v128 {
+  return i32x4.sub(f32x4.add(f32x4.mul(x, inv), magic), magicBits);
+}
+
 /**
  * Rows m0..m1-1 of x[M, K] (f32) to int8: q[i·K + k], and per (row, block) sa[i·nb + kb] (f32) and
  * 64·Σ qa (i32, same index) with nb = K / bs. K % bs == 0, bs % 4 == 0.
+ * |x·inv| <= 127 needs no clamp. Blocks with absmax <= MIN_ABSMAX (and NaN/Inf blocks) get inv = 0:
+ * a tiny block's codes are 0 (it contributes < 1e-28), a NaN/Inf block's codes are unspecified
+ * but its scale is NaN/Inf, which reaches the output (never a silent value).
  */
-export function quantizeRowsI8(x: usize, K: i32, bs: i32, m0: i32, m1: i32, q: usize, sa: usize, sums: usize): void {
+function quantizeRowsI8(x: usize, K: i32, bs: i32, m0: i32, m1: i32, q: usize, sa: usize, sums: usize): void {
   const nb = K / bs;
-  const c127 = f32x4.splat(127);
+  const magic = f32x4.splat(ROUND_MAGIC);
+  const magicBits = i32x4.splat(ROUND_MAGIC_BITS);
+  const absMask = i32x4.splat(0x7fffffff);
   for (let i = m0; i < m1; i++) {
     for (let kb = 0; kb < nb; kb++) {
       const k0 = i * K + kb * bs;
       const xb = x + <usize>k0 * 4;
-      let m = f32x4.splat(0);
-      for (let k = 0; k < bs; k += 4) m = f32x4.max(m, f32x4.abs(v128.load(xb + <usize>k * 4)));
-      const absmax = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
-      // NaN/Inf activations give a NaN/Inf scale, which reaches the output (never a silent 0).
-      const inv = f32x4.splat(absmax > 0 ? <f32>127 / absmax : 0);
+      // absmax on the bit patterns of |x| (integer order = float order; NaN above Inf).
+      let m = i32x4.splat(0);
+      for (let k = 0; k < bs; k += 4) m = i32x4.max_s(m, v128.and(v128.load(xb + <usize>k * 4), absMask));
+      m = i32x4.max_s(m, v128.shuffle<i32>(m, m, 2, 3, 0, 1));
+      m = i32x4.max_s(m, v128.shuffle<i32>(m, m, 1, 0, 3, 2));
+      const absmax = f32x4.extract_lane(m, 0);
+      const inv = f32x4.splat(absmax > MIN_ABSMAX && absmax < Infinity ? <f32>127 / absmax : 0);
       let s = i32x4.splat(0);
       const qb = q + <usize>k0;
-      for (let k = 0; k < bs; k += 4) {
-        const v = f32x4.min(f32x4.max(f32x4.nearest(f32x4.mul(v128.load(xb + <usize>k * 4), inv)), f32x4.neg(c127)), c127);
-        const n = i32x4.trunc_sat_f32x4_s(v);
+      let k = 0;
+      for (; k + 16 <= bs; k += 16) {
+        const o = xb + <usize>k * 4;
+        const n0 = roundScaled(v128.load(o), inv, magic, magicBits);
+        const n1 = roundScaled(v128.load(o, 16), inv, magic, magicBits);
+        const n2 = roundScaled(v128.load(o, 32), inv, magic, magicBits);
+        const n3 = roundScaled(v128.load(o, 48), inv, magic, magicBits);
+        s = i32x4.add(s, i32x4.add(i32x4.add(n0, n1), i32x4.add(n2, n3)));
+        v128.store(qb + <usize>k, i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(n0, n1), i16x8.narrow_i32x4_s(n2, n3)));
+      }
+      for (; k < bs; k += 4) {
+        const n = roundScaled(v128.load(xb + <usize>k * 4), inv, magic, magicBits);
         s = i32x4.add(s, n);
-        const b = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(n, n), i16x8.narrow_i32x4_s(n, n));
-        v128.store32_lane(qb + <usize>k, b, 0);
+        const h = i16x8.narrow_i32x4_s(n, n);
+        v128.store32_lane(qb + <usize>k, i8x16.narrow_i16x8_s(h, h), 0);
       }
       const sum = i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
       store<f32>(sa + (<usize>(i * nb + kb) << 2), absmax / <f32>127);
@@ -252,14 +276,16 @@ function microI8x1x8(c: usize, a: usize, sa: usize, su: usize, bp: usize, sp: us
 
 /**
  * y[i, j] (+)= the int8-activation product for i in [m0, m1), j in [n0, n1), over K = weight cols.
- * q/sa/sums: the activations quantized by quantizeRowsI8 (all M rows). d: 4-bit descriptor.
- * scratch: gemmI8ScratchBytes() private to the calling thread.
+ * x: f32 activations [M, K]; its rows m0..m1-1 are quantized first (quantizeRowsI8) into q/sa/sums
+ * (laid out for all M rows; a thread writes only its own rows, so threads split by rows and need
+ * no second task). d: 4-bit descriptor. scratch: gemmI8ScratchBytes() private to the calling thread.
  */
-export function gemmI8Q4(y: usize, ldy: i32, q: usize, sa: usize, sums: usize, d: usize, m0: i32, m1: i32, n0: i32, n1: i32, accumulate: i32, scratch: usize): void {
+export function gemmI8Q4(y: usize, ldy: i32, x: usize, q: usize, sa: usize, sums: usize, d: usize, m0: i32, m1: i32, n0: i32, n1: i32, accumulate: i32, scratch: usize): void {
   if (m1 <= m0 || n1 <= n0) return;
   const K = load<i32>(d, 12);
   const bs = load<i32>(d, 16);
   const nbAll = K / bs;
+  quantizeRowsI8(x, K, bs, m0, m1, q, sa, sums);
   // Integer codebook (see the header): qw = nearest(codebook · 63/max|codebook|) + 64.
   const codebook = <usize>load<u32>(d, 4);
   let cbMax: f32 = 0;

@@ -19,4 +19,4 @@ export * from './act';
 export * from './attention';
 export * from './loss';
 export * from './optim';
-export { gemmI8Q4, gemmI8ScratchBytes, gemmI8MaxBlock, quantizeRowsI8 } from './gemm-i8';
+export { gemmI8Q4, gemmI8ScratchBytes } from './gemm-i8';
