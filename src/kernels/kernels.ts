@@ -60,6 +60,12 @@ export interface Kernels {
   matmulDytX(dw: Float32Array, dy: Float32Array, x: Float32Array, M: number, N: number, K: number, accumulate: boolean): void;
   /** y[M,N] (+)= x[M,K] · dequant(w)[N,K]ᵀ with w.rows = N, w.cols = K; never materialises w. */
   matmulXWtQ4(y: Float32Array, x: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void;
+  /**
+   * ys[i][M, ws[i].rows] (+)= x[M,K] · dequant(ws[i])ᵀ for every i, all ws[i].cols = K (projections
+   * sharing one input: q/k/v, gate/up). Each ys[i] is bit for bit what matmulXWtQ4(ys[i], x, ws[i],
+   * M, accumulate) gives; the fast backend runs the decoding sizes as one task.
+   */
+  matmulXWtQ4Many(ys: readonly Float32Array[], x: Float32Array, ws: readonly Quant4Weight[], M: number, accumulate: boolean): void;
   /** dx[M,K] (+)= dy[M,N] · dequant(w)[N,K]. */
   matmulDyWQ4(dx: Float32Array, dy: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void;
   /** out[(r1-r0)*cols] = dequant(w) rows r0..r1-1, f32 (FORMATS.md §3.6 arithmetic). */

@@ -8,7 +8,7 @@
 // Not here: owning the KV cache (model/kv-cache.ts), the compute (kernels).
 import type { Kernels } from '../kernels/kernels.js';
 import type { Arena } from './arena.js';
-import { createLinearCache, linearBackward, linearForward, type Linear, type LinearCache } from './linear.js';
+import { createLinearCache, linearBackward, linearForward, linearForwardShared, type Linear, type LinearCache } from './linear.js';
 import { ropeBackward, ropeForward, type RopeTables } from './rope.js';
 
 export interface AttentionWeights {
@@ -99,9 +99,7 @@ export function attentionForward(k: Kernels, out: Float32Array, cache: Attention
   const { H, Hkv, D } = w;
   const qd = H * D;
   const kd = Hkv * D;
-  linearForward(k, cache.q, cache.qc, w.q, x, N, cache.xa.q);
-  linearForward(k, cache.k, cache.kc, w.k, x, N, cache.xa.k);
-  linearForward(k, cache.v, cache.vc, w.v, x, N, cache.xa.v);
+  linearForwardShared(k, [cache.q, cache.k, cache.v], [cache.qc, cache.kc, cache.vc], [w.q, w.k, w.v], x, N, [cache.xa.q, cache.xa.k, cache.xa.v]);
   ropeForward(k, cache.q, ctx.positions, ctx.rope, N, H, qd);
   ropeForward(k, cache.k, ctx.positions, ctx.rope, N, Hkv, kd);
   for (let b = 0; b < B; b++) {

@@ -71,6 +71,28 @@ export function createLinearCache(): LinearCache {
 
 /** y[M,out] = x[M,in]·Wᵀ (+ b) (+ s·(x·Aᵀ)·Bᵀ). `xaScaled` is [M, r] scratch (kept as the cache). */
 export function linearForward(k: Kernels, y: Float32Array, cache: LinearCache | null, lin: Linear, x: Float32Array, M: number, xaScaled: Float32Array | null): void {
+  baseForward(k, y, lin, x, M);
+  finishForward(k, y, cache, lin, x, M, xaScaled);
+}
+
+/**
+ * linearForward of several Linears on the same input x (q/k/v, gate/up): ys[i], caches[i] and
+ * xaScaled[i] belong to lins[i]. The 4-bit base weights go to the kernels in one call (one pool
+ * task when decoding); every output equals linearForward's bit for bit.
+ */
+export function linearForwardShared(k: Kernels, ys: readonly Float32Array[], caches: readonly (LinearCache | null)[], lins: readonly Linear[], x: Float32Array, M: number, xaScaled: readonly (Float32Array | null)[]): void {
+  const q4: number[] = [];
+  for (let i = 0; i < lins.length; i++) {
+    const w = lins[i].weight;
+    if (w.kind === 'q4' && lins[i].inFeatures === lins[0].inFeatures) q4.push(i);
+    else baseForward(k, ys[i], lins[i], x, M);
+  }
+  k.matmulXWtQ4Many(q4.map((i) => ys[i]), x, q4.map((i) => (lins[i].weight as { q: Quant4Weight }).q), M, false);
+  for (let i = 0; i < lins.length; i++) finishForward(k, ys[i], caches[i], lins[i], x, M, xaScaled[i]);
+}
+
+/** y = x·Wᵀ with the frozen base weight only. */
+function baseForward(k: Kernels, y: Float32Array, lin: Linear, x: Float32Array, M: number): void {
   const { inFeatures: K, outFeatures: N } = lin;
   const w = lin.weight;
   if (w.kind === 'f32') k.matmulXWt(y, x, w.data, M, K, N, false);
@@ -80,6 +102,11 @@ export function linearForward(k: Kernels, y: Float32Array, cache: LinearCache | 
     k.matmulXWt(tmp, x, panel, M, K, P, false);
     for (let m = 0; m < M; m++) y.set(tmp.subarray(m * P, (m + 1) * P), m * N + n0);
   });
+}
+
+/** Bias, LoRA and the cache on top of the base output y. */
+function finishForward(k: Kernels, y: Float32Array, cache: LinearCache | null, lin: Linear, x: Float32Array, M: number, xaScaled: Float32Array | null): void {
+  const { inFeatures: K, outFeatures: N } = lin;
   if (lin.bias !== null) addBiasRows(y, lin.bias, M, N);
   const lora = lin.lora;
   if (lora !== null) {

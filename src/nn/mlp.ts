@@ -3,7 +3,7 @@
 // Not here: the compute (kernels), the residual add (decoder-layer.ts).
 import type { Kernels } from '../kernels/kernels.js';
 import type { Arena } from './arena.js';
-import { createLinearCache, linearBackward, linearForward, type Linear, type LinearCache } from './linear.js';
+import { createLinearCache, linearBackward, linearForward, linearForwardShared, type Linear, type LinearCache } from './linear.js';
 
 export interface MlpWeights {
   readonly gate: Linear;
@@ -48,8 +48,7 @@ export function createMlpGradScratch(arena: Arena, F: number, N: number, loraRan
 /** out[N, C] = mlp(x[N, C]). */
 export function mlpForward(k: Kernels, out: Float32Array, cache: MlpCache, w: MlpWeights, x: Float32Array, N: number): void {
   const n = N * w.F;
-  linearForward(k, cache.gate, cache.gc, w.gate, x, N, cache.xa.gate);
-  linearForward(k, cache.up, cache.uc, w.up, x, N, cache.xa.up);
+  linearForwardShared(k, [cache.gate, cache.up], [cache.gc, cache.uc], [w.gate, w.up], x, N, [cache.xa.gate, cache.xa.up]);
   k.siluMulForward(cache.hidden, cache.gate, cache.up, n);
   linearForward(k, out, cache.dc, w.down, cache.hidden, N, cache.xa.down);
 }

@@ -118,6 +118,11 @@ export function linearSpecs(ctx: SpecContext): void {
       { label: 'perChannel 3x65 bs32 zeros', rows: 3, cols: 65, blockSize: 32, perChannel: true, dq: false, zeros: true },
       { label: 'perChannel 4x31 bs32 dq zeros', rows: 4, cols: 31, blockSize: 32, perChannel: true, dq: true, zeros: true },
       { label: 'single element', rows: 1, cols: 1, blockSize: 64, perChannel: false, dq: false, zeros: false },
+      // cols and block size multiples of 32: the M = 1 GEMV's permuted fast path of the wasm backend
+      { label: 'blockwise 9x96 bs64 dq (blocks cross rows, 32-aligned)', rows: 9, cols: 96, blockSize: 64, perChannel: false, dq: true, zeros: false },
+      { label: 'blockwise 300x64 bs32 (600 blocks: 3 nested blocks)', rows: 300, cols: 64, blockSize: 32, perChannel: false, dq: true, zeros: false },
+      { label: 'perChannel 5x224 bs64 (partial 32-column block per row)', rows: 5, cols: 224, blockSize: 64, perChannel: true, dq: false, zeros: false },
+      { label: 'perChannel 3x96 bs32 zeros (32-aligned, zero points)', rows: 3, cols: 96, blockSize: 32, perChannel: true, dq: false, zeros: true },
     ];
 
     it('dequantizeQ4Rows follows the Quant4Weight contract bit for bit (plain, dq, perChannel, zeros)', () => {
@@ -162,6 +167,34 @@ export function linearSpecs(ctx: SpecContext): void {
           assertClose(`dywq4 acc ${v.label} M=${M}`, dx, wantDx.map((e) => 2 * e), TOL_F64.matmul);
         }
       }
+      a.freeAll();
+    });
+
+    it('matmulXWtQ4Many equals one matmulXWtQ4 per weight, bit for bit (q/k/v-like widths, M = 1..9)', () => {
+      const a = new Arena(ctx.k);
+      const r = rng(23);
+      for (const [K, bs, dq] of [[96, 64, true], [130, 32, false]] as const) {
+        const ws = [40, 7, 7, 33].map((N, i) => randomQuant4(r, N, K, bs, i === 3, dq, false));
+        for (const M of [1, 3, 9]) {
+          const x = a.f32(randF32(r, M * K));
+          for (const accumulate of [false, true]) {
+            const start = ws.map((w) => randF32(r, M * w.rows));
+            const want = ws.map((w, i) => {
+              const y = a.f32(start[i]);
+              ctx.k.matmulXWtQ4(y, x, w, M, accumulate);
+              return y;
+            });
+            // Outputs in backend memory and ordinary arrays alike.
+            const got = ws.map((_, i) => (i % 2 === 0 ? a.f32(start[i]) : Float32Array.from(start[i])));
+            ctx.k.matmulXWtQ4Many(got, x, ws, M, accumulate);
+            got.forEach((g, i) => assertBitsEqual(`many K=${K} M=${M} acc=${accumulate} weight ${i}`, g, want[i]));
+          }
+        }
+      }
+      const w = randomQuant4(r, 4, 8, 32, false, false, false);
+      const v = randomQuant4(r, 4, 9, 32, false, false, false);
+      assert.throws(() => ctx.k.matmulXWtQ4Many([a.f32(new Float32Array(4)), a.f32(new Float32Array(4))], a.f32(new Float32Array(8)), [w, v], 1, false), ShapeError);
+      assert.throws(() => ctx.k.matmulXWtQ4Many([a.f32(new Float32Array(4))], a.f32(new Float32Array(8)), [w, w], 1, false), ShapeError);
       a.freeAll();
     });
 

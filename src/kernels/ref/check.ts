@@ -64,6 +64,18 @@ export function checkQuant4(kernel: string, w: Quant4Weight): void {
   if (w.zeros !== null) requireLength(kernel, 'w.zeros', w.zeros, nBlocks);
 }
 
+/** matmulXWtQ4Many: one output per weight, weights valid and of one width K, buffers sized for M rows. */
+export function checkQuant4Many(kernel: string, ys: readonly Float32Array[], x: Float32Array, ws: readonly Quant4Weight[], M: number): void {
+  if (ys.length !== ws.length) throw new ShapeError(`${kernel}: one output per weight`, { field: 'ys', expected: `${ws.length} outputs`, got: String(ys.length) });
+  requireDims(kernel, { M });
+  for (let i = 0; i < ws.length; i++) {
+    checkQuant4(kernel, ws[i]);
+    if (ws[i].cols !== ws[0].cols) throw new ShapeError(`${kernel}: the weights must share their input width`, { field: `ws[${i}].cols`, expected: String(ws[0].cols), got: String(ws[i].cols) });
+    requireLength(kernel, `ys[${i}]`, ys[i], M * ws[i].rows);
+  }
+  if (ws.length > 0) requireLength(kernel, 'x', x, M * ws[0].cols);
+}
+
 export function checkRope(x: Float32Array, positions: Int32Array, cos: Float32Array, sin: Float32Array, T: number, nHeads: number, D: number, stride: number): void {
   requireDims('rope', { T, nHeads, D, stride });
   if (D % 2 !== 0) throw new ShapeError('rope: head dimension must be even', { field: 'D', expected: 'even', got: String(D) });

@@ -9,7 +9,7 @@ import type { Quant4Weight } from '../../quant/types.js';
 import type { AttentionDims, Kernels } from '../kernels.js';
 import { siluMulBackwardRef, siluMulForwardRef, softmaxRowsRef } from './act.js';
 import { attentionBackwardRef, attentionForwardRef } from './attention.js';
-import { checkAttention, checkBuffers, checkCrossEntropy, checkEmbedding, checkQuant4, checkRope, kvLength, requireDims, requireLength } from './check.js';
+import { checkAttention, checkBuffers, checkCrossEntropy, checkEmbedding, checkQuant4, checkQuant4Many, checkRope, kvLength, requireDims, requireLength } from './check.js';
 import { embeddingBackwardRef, embeddingForwardRef } from './embedding.js';
 import { crossEntropyBackwardRef, crossEntropyForwardRef } from './loss.js';
 import { int8ActivationsApply, matmulXWtQ4Int8Ref } from './matmul-int8.js';
@@ -64,6 +64,11 @@ export class RefKernels implements Kernels {
     checkBuffers('matmulXWtQ4', { M }, [['y', y, M * w.rows], ['x', x, M * w.cols]]);
     if (this.int8Activations && int8ActivationsApply(w, M)) matmulXWtQ4Int8Ref(y, x, w, M, accumulate);
     else matmulXWtQ4Ref(y, x, w, M, accumulate);
+  }
+
+  matmulXWtQ4Many(ys: readonly Float32Array[], x: Float32Array, ws: readonly Quant4Weight[], M: number, accumulate: boolean): void {
+    checkQuant4Many('matmulXWtQ4Many', ys, x, ws, M);
+    for (let i = 0; i < ws.length; i++) this.matmulXWtQ4(ys[i], x, ws[i], M, accumulate);
   }
 
   matmulDyWQ4(dx: Float32Array, dy: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void {

@@ -12,7 +12,7 @@ import type { Quant4Weight } from '../../quant/types.js';
 import type { AttentionDims, Kernels } from '../kernels.js';
 import { RefKernels } from '../ref/index.js';
 import { int8ActivationsApply } from '../ref/matmul-int8.js';
-import { checkBuffers, checkQuant4, requireDims, requireLength } from '../ref/check.js';
+import { checkBuffers, checkQuant4, checkQuant4Many, requireDims, requireLength } from '../ref/check.js';
 import { LAYER_KERNEL_NAMES, LayerKernels } from './layers.js';
 import { WasmHeap, Staging } from './memory.js';
 import type { KernelModule } from './module.js';
@@ -22,7 +22,7 @@ import { Q4Cache } from './q4cache.js';
 
 /** Exports of assembly/index.ts the pool may call (worker function table, by index). */
 const KERNEL_NAMES = [
-  'gemmF32', 'gemvF32', 'gemvQ4', 'q4DequantizeRows', 'quantizeBlockwise4',
+  'gemmF32', 'gemvF32', 'gemvQ4', 'gemvQ4Many', 'q4DequantizeRows', 'quantizeBlockwise4',
   'gemmI8Q4',
   ...LAYER_KERNEL_NAMES,
 ];
@@ -41,6 +41,10 @@ const GEMV_MAX_M_F32 = 4;
 const GEMV_MAX_M_Q4 = 8;
 /** GEMV is memory/decode bound (~5x fewer flops per second than GEMM): its flops weigh 5x when splitting. */
 const GEMV_FLOP_WEIGHT = 5;
+/** Weighted flops one thread must get before a GEMV is split (a worker wake-up costs ~100 us here). */
+const MIN_GEMV_FLOPS_PER_THREAD = 4e6;
+/** Most weights one matmulXWtQ4Many task takes (size of its {descriptor, y} table). */
+const MANY_MAX_WEIGHTS = 16;
 /**
  * Elements per staging round of the 4-bit quantize/dequantize kernels when an array is not in wasm
  * memory: one area of this size is reused round after round (small enough to stay in cache between
@@ -85,6 +89,8 @@ export class WasmKernels implements Kernels {
   readonly int8Activations: boolean;
   /** Quantized activations of the int8 path (grown on demand): codes, scales, corrections. */
   private int8Area = { off: 0, bytes: 0 };
+  /** {u32 descriptor, u32 y} pairs of a gemvQ4Many task (one table: calls are synchronous). */
+  private readonly manyTable: Uint32Array;
   /** 80-byte quantizer tables (assembly/quant.ts) per type. */
   private readonly quantTables: Record<'nf4' | 'fp4', number>;
 
@@ -99,6 +105,8 @@ export class WasmKernels implements Kernels {
     this.int8Activations = opts.int8Activations === true;
     this.scratchFloats = pool.exports.gemmPanelFloats(); // the packed-panel area doubles as a GEMV row
     this.scratch = Array.from({ length: this.threads }, () => heap.alloc(scratchBytes));
+    // A view made now stays valid after growth: a shared memory's bytes never move.
+    this.manyTable = new Uint32Array(heap.buffer, heap.alloc(MANY_MAX_WEIGHTS * 8), MANY_MAX_WEIGHTS * 2);
     this.quantTables = { nf4: this.quantTable(NF4_MIDPOINTS, null), fp4: this.quantTable(FP4_MIDPOINTS_SORTED, FP4_SORTED_INDEX_TO_CODE) };
   }
 
@@ -211,7 +219,7 @@ export class WasmKernels implements Kernels {
     const py = s.out(y, M * N, accumulate);
     const px = s.in(x, M * K);
     if (M <= GEMV_MAX_M_Q4 && K <= this.scratchFloats) {
-      this.pool.run('gemvQ4', this.rowsOf(N, M * N * K * 2 * GEMV_FLOP_WEIGHT).map(([n0, n1], t) => [py, N, px, d, M, n0, n1, +accumulate, this.scratch[t]]));
+      this.pool.run('gemvQ4', this.rowsOf(N, M * N * K * 2 * GEMV_FLOP_WEIGHT, 1, MIN_GEMV_FLOPS_PER_THREAD).map(([n0, n1], t) => [py, N, px, d, M, n0, n1, +accumulate, this.scratch[t]]));
     } else if (this.int8Activations && int8ActivationsApply(w, M)) {
       this.gemmInt8(py, px, d, w, M, accumulate);
     } else {
@@ -236,6 +244,34 @@ export class WasmKernels implements Kernels {
     const sums = sa + M * nb * 4;
     // By rows: each thread quantizes its own rows inside the task, then packs all of W (cheap).
     this.pool.run('gemmI8Q4', this.rowsOf(M, 2 * M * N * K, 4).map(([m0, m1], t) => [py, N, px, q, sa, sums, d, m0, m1, 0, N, +accumulate, this.scratch[t]]));
+  }
+
+  matmulXWtQ4Many(ys: readonly Float32Array[], x: Float32Array, ws: readonly Quant4Weight[], M: number, accumulate: boolean): void {
+    checkQuant4Many('matmulXWtQ4Many', ys, x, ws, M);
+    const count = ws.length;
+    if (count === 0) return;
+    const K = ws[0].cols;
+    if (count === 1 || count > MANY_MAX_WEIGHTS || M > GEMV_MAX_M_Q4 || K > this.scratchFloats) {
+      for (let i = 0; i < count; i++) this.matmulXWtQ4(ys[i], x, ws[i], M, accumulate);
+      return;
+    }
+    const descs = ws.map((w) => this.q4.descriptor(w, 'matmulXWtQ4Many'));
+    // Weights together larger than the resident budget evict each other: then one call each.
+    if (!ws.every((w, i) => this.q4.isResident(w, descs[i]))) {
+      for (let i = 0; i < count; i++) this.matmulXWtQ4(ys[i], x, ws[i], M, accumulate);
+      return;
+    }
+    const s = new Staging(this.heap);
+    const px = s.in(x, M * K);
+    let rows = 0;
+    for (let i = 0; i < count; i++) {
+      this.manyTable[2 * i] = descs[i];
+      this.manyTable[2 * i + 1] = s.out(ys[i], M * ws[i].rows, accumulate);
+      rows += ws[i].rows;
+    }
+    const table = this.manyTable.byteOffset;
+    this.pool.run('gemvQ4Many', this.rowsOf(rows, M * rows * K * 2 * GEMV_FLOP_WEIGHT, 1, MIN_GEMV_FLOPS_PER_THREAD).map(([r0, r1], t) => [table, count, px, M, r0, r1, +accumulate, this.scratch[t]]));
+    s.finish();
   }
 
   matmulDyWQ4(dx: Float32Array, dy: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void {
@@ -332,9 +368,9 @@ export class WasmKernels implements Kernels {
   // ---- splitting --------------------------------------------------------------------------------
 
   /** Splits [0, n) into contiguous shares for as many threads as `flops` of work pays for. */
-  private rowsOf(n: number, flops: number, unit = 1): [number, number][] {
+  private rowsOf(n: number, flops: number, unit = 1, minFlopsPerThread = MIN_FLOPS_PER_THREAD): [number, number][] {
     const units = Math.ceil(n / unit);
-    const parts = Math.max(1, Math.min(this.threads, units, Math.floor(flops / MIN_FLOPS_PER_THREAD)));
+    const parts = Math.max(1, Math.min(this.threads, units, Math.floor(flops / minFlopsPerThread)));
     const out: [number, number][] = [];
     for (let p = 0; p < parts; p++) {
       const a = Math.min(n, Math.round((units * p) / parts) * unit);
@@ -392,6 +428,9 @@ export class WasmKernels implements Kernels {
       }
       this.pool.run('gemvF32', all((u) => [u.c, N, u.a, u.b, 1, K, 0, N, 0]));
       this.pool.run('gemvQ4', all((u, t) => [u.c, N, u.a, d, 1, 0, N, 0, this.scratch[t]]));
+      this.manyTable[0] = d;
+      this.manyTable[1] = bufs[0].c;
+      this.pool.run('gemvQ4Many', all((u, t) => [this.manyTable.byteOffset, 1, u.a, 1, Math.floor((t * N) / T), Math.floor(((t + 1) * N) / T), 0, this.scratch[t]]));
       this.pool.run('gemmI8Q4', all((u, t) => [u.c, N, u.a, u.p, u.am, u.pos, d, 0, 5, 0, N, rep & 1, this.scratch[t]]));
       this.pool.run('q4DequantizeRows', all((u) => [d, 0, 8, u.x]));
       this.pool.run('quantizeBlockwise4', all((u) => [u.p, u.am, u.x, 4000, 64, 7, this.quantTables.nf4]));

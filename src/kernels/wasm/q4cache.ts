@@ -64,6 +64,12 @@ export class Q4Cache {
     return e.desc;
   }
 
+  /** True while descriptor `desc` (from descriptor(w)) is still w's resident copy (no upload, no LRU touch). */
+  isResident(w: Quant4Weight, desc: number): boolean {
+    const e = this.entries.get(w);
+    return e !== undefined && e.alive && e.desc === desc;
+  }
+
   /** Frees the resident copy of w, if any (after mutating w in place). */
   forget(w: Quant4Weight): void {
     const e = this.entries.get(w);

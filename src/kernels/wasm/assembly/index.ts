@@ -10,7 +10,7 @@ export function heapBase(): usize {
 }
 
 export { gemmF32, gemmScratchBytes, gemmPanelFloats } from './gemm';
-export { gemvF32, gemvQ4, dotF32 } from './gemv';
+export { gemvF32, gemvQ4, gemvQ4Many, dotF32 } from './gemv';
 export { q4DecodeRow, q4DequantizeRows } from './q4';
 export { quantizeBlockwise4 } from './quant';
 export * from './norm';
