@@ -116,6 +116,41 @@ function dotRows(out: usize, x: usize, y: usize, yStride: i32, j0: i32, j1: i32,
   for (; j < j1; j++) store<f32>(out + (<usize>j << 2), dotF32(x, y + <usize>j * rowB, D) * scale);
 }
 
+/**
+ * dotRows for two query rows x0, x1 over the same keys [j0, j1): four keys per step, so the two
+ * rows share every key load (2 query + 4 key loads per 8 FMAs instead of 9 per 8). D % 4 == 0.
+ */
+function dotRows2(out0: usize, out1: usize, x0: usize, x1: usize, y: usize, yStride: i32, j0: i32, j1: i32, D: i32, scale: f32): void {
+  const rowB = <usize>yStride << 2;
+  const sv = f32x4.splat(scale);
+  let j = j0;
+  for (; j + 4 <= j1; j += 4) {
+    const y0 = y + <usize>j * rowB;
+    const y1 = y0 + rowB, y2 = y1 + rowB, y3 = y2 + rowB;
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let b0 = f32x4.splat(0), b1 = f32x4.splat(0), b2 = f32x4.splat(0), b3 = f32x4.splat(0);
+    for (let d = 0; d < D; d += 4) {
+      const o = <usize>d << 2;
+      const p = v128.load(x0 + o);
+      const q = v128.load(x1 + o);
+      let kv = v128.load(y0 + o);
+      a0 = fmaF32x4(p, kv, a0); b0 = fmaF32x4(q, kv, b0);
+      kv = v128.load(y1 + o);
+      a1 = fmaF32x4(p, kv, a1); b1 = fmaF32x4(q, kv, b1);
+      kv = v128.load(y2 + o);
+      a2 = fmaF32x4(p, kv, a2); b2 = fmaF32x4(q, kv, b2);
+      kv = v128.load(y3 + o);
+      a3 = fmaF32x4(p, kv, a3); b3 = fmaF32x4(q, kv, b3);
+    }
+    v128.store(out0 + (<usize>j << 2), f32x4.mul(sum4(a0, a1, a2, a3), sv));
+    v128.store(out1 + (<usize>j << 2), f32x4.mul(sum4(b0, b1, b2, b3), sv));
+  }
+  if (j < j1) {
+    dotRows(out0, x0, y, yStride, j, j1, D, scale);
+    dotRows(out1, x1, y, yStride, j, j1, D, scale);
+  }
+}
+
 @inline function visibleEnd(i: i32, qOffset: i32, Tk: i32): i32 {
   return min(Tk, i + qOffset + 1);
 }
@@ -213,13 +248,28 @@ export function attentionForwardRows(
     const rows = min(4, min(u1 - u, Tq - i)); // a block never crosses heads
     const kvo = <usize>(h / group) * <usize>D << 2;
     const rowsBase = probs != 0 ? probs + <usize>u * tkB : scratch;
+    if (probs != 0) memory.fill(rowsBase, 0, <usize>rows * tkB);
+    // Scores: rows in pairs over the keys both see (a pair's second row sees at most one key
+    // more), then each row's remaining keys alone.
     for (let r = 0; r < rows; r++) {
       const row = rowsBase + <usize>r * tkB;
       const qo = (<usize>(i + r) * <usize>H + <usize>h) * <usize>D << 2;
       const j1 = visibleEnd(i + r, qOffset, Tk);
-      if (probs != 0) memory.fill(row, 0, tkB);
       if (j1 <= j0) continue;
-      dotRows(row, q + qo, k + kvo, kvStride, j0, j1, D, scale);
+      let js = j0; // keys [j0, js) already scored by the pair
+      if ((r & 1) == 0 && r + 1 < rows && (D & 3) == 0) {
+        js = j1;
+        const qo1 = qo + (<usize>H * <usize>D << 2);
+        dotRows2(row, row + tkB, q + qo, q + qo1, k + kvo, kvStride, j0, j1, D, scale);
+      } else if ((r & 1) == 1 && (D & 3) == 0) {
+        js = max(j0, visibleEnd(i + r - 1, qOffset, Tk));
+      }
+      if (j1 > js) dotRows(row, q + qo, k + kvo, kvStride, js, j1, D, scale);
+    }
+    for (let r = 0; r < rows; r++) {
+      const row = rowsBase + <usize>r * tkB;
+      const j1 = visibleEnd(i + r, qOffset, Tk);
+      if (j1 <= j0) continue;
       const vis = row + (<usize>j0 << 2);
       const n = j1 - j0;
       const m = rowMax(vis, n);
