@@ -3,16 +3,18 @@
 // default: logits over the golden batch and the NLL of batch + §14.2 sentence stay within measured
 // bounds; the wasm backend computes what the ref backend computes; decoding (M = 1) is untouched.
 // On stories260K the path serves q/k/v/o/gate/up (K = 64); down_proj (K = 172, not a multiple of
-// the block) stays exact.
+// the block) stays exact. `qlora generate --fast-int8` selects the path.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { openCheckpoint } from '../../src/formats/safetensors.js';
 import { createKernels } from '../../src/kernels/index.js';
 import type { Kernels } from '../../src/kernels/kernels.js';
 import { RefKernels } from '../../src/kernels/ref/index.js';
+import { generate } from '../../src/model/generate.js';
 import type { LlamaModel } from '../../src/model/llama.js';
 import { loadModel } from '../../src/model/load.js';
-import { fixture } from '../helpers/shared.js';
+import { REPO_ROOT, fixture } from '../helpers/shared.js';
 import { SENTENCE_IDS, greedyIds, maxAbsDiff } from './helpers.js';
 
 /**
@@ -78,5 +80,19 @@ describe('stories260K NF4 with int8 activations', () => {
 
   it('decoding one token at a time is the exact path', () => {
     assert.deepEqual(greedyIds(int8, 1, 12), greedyIds(exact, 1, 12));
+  });
+
+  it('qlora generate --fast-int8 generates what the int8 model generates (a prompt long enough to take the path)', async () => {
+    const prompt = 'Once upon a time, there was a little girl named Lily. She';
+    const want = await generate(int8, prompt, { maxNewTokens: 12, temperature: 0 });
+    assert.ok(want.promptTokens >= 9);
+    // On this prompt the two paths part after a few tokens, so the comparison shows the flag acts.
+    assert.notDeepEqual((await generate(exact, prompt, { maxNewTokens: 12, temperature: 0 })).ids, want.ids);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'generate', fixture('models', 'stories260K'), '--prompt', prompt,
+      '--max-new-tokens', '12', '--temperature', '0', '--json', '--kernels', 'ref', '--fast-int8', '--no-progress'], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const rec = JSON.parse(r.stdout.trim()) as { ids: number[]; promptIds: number[] };
+    assert.deepEqual(rec.promptIds, want.promptIds);
+    assert.deepEqual(rec.ids, want.ids);
   });
 });
