@@ -41,8 +41,17 @@ const GEMV_MAX_M_F32 = 4;
 const GEMV_MAX_M_Q4 = 8;
 /** GEMV is memory/decode bound (~5x fewer flops per second than GEMM): its flops weigh 5x when splitting. */
 const GEMV_FLOP_WEIGHT = 5;
-/** Weighted flops one thread must get before a GEMV is split (a worker wake-up costs ~100 us here). */
-const MIN_GEMV_FLOPS_PER_THREAD = 4e6;
+/**
+ * Splitting GEMVs (decoding) adapts to the measured hand-off lag of the pool (ThreadPool.handoffLagUs):
+ * a thread must get at least ~25 us of work and at least GEMV_LAG_FACTOR times the lag, so splits
+ * are fine-grained while workers spin on free cores and stop when other load takes the cores.
+ */
+const MIN_GEMV_FLOPS_PER_THREAD = 1e6;
+/** Weighted flops per us of one thread (MIN_FLOPS_PER_THREAD is ~100 us). */
+const FLOPS_PER_US = MIN_FLOPS_PER_THREAD / 100;
+const GEMV_LAG_FACTOR = 2;
+/** While lag forbids a split, every this many GEMVs is split anyway to measure the lag again. */
+const GEMV_PROBE_INTERVAL = 64;
 /** Most weights one matmulXWtQ4Many task takes (size of its {descriptor, y} table). */
 const MANY_MAX_WEIGHTS = 16;
 /**
@@ -89,6 +98,9 @@ export class WasmKernels implements Kernels {
   readonly int8Activations: boolean;
   /** Quantized activations of the int8 path (grown on demand): codes, scales, corrections. */
   private int8Area = { off: 0, bytes: 0 };
+  /** GEMV splits refused for lag since the last probe, and the probe in progress (gemvRowsOf). */
+  private gemvRefusals = 0;
+  private gemvProbe: 'none' | 'first' | 'again' | 'last' = 'none';
   /** {u32 descriptor, u32 y} pairs of a gemvQ4Many task (one table: calls are synchronous). */
   private readonly manyTable: Uint32Array;
   /** 80-byte quantizer tables (assembly/quant.ts) per type. */
@@ -181,7 +193,7 @@ export class WasmKernels implements Kernels {
     const px = s.in(x, M * K);
     const pw = s.in(w, N * K);
     if (M <= GEMV_MAX_M_F32) {
-      this.pool.run('gemvF32', this.rowsOf(N, M * N * K * 2 * GEMV_FLOP_WEIGHT).map(([n0, n1]) => [py, N, px, pw, M, K, n0, n1, +accumulate]));
+      this.runGemv('gemvF32', this.gemvRowsOf(N, M * N * K * 2 * GEMV_FLOP_WEIGHT).map(([n0, n1]) => [py, N, px, pw, M, K, n0, n1, +accumulate]));
     } else {
       this.gemm(py, N, px, K * 4, 4, BKind.F32T, pw, K, M, N, K, accumulate);
     }
@@ -219,7 +231,7 @@ export class WasmKernels implements Kernels {
     const py = s.out(y, M * N, accumulate);
     const px = s.in(x, M * K);
     if (M <= GEMV_MAX_M_Q4 && K <= this.scratchFloats) {
-      this.pool.run('gemvQ4', this.rowsOf(N, M * N * K * 2 * GEMV_FLOP_WEIGHT, 1, MIN_GEMV_FLOPS_PER_THREAD).map(([n0, n1], t) => [py, N, px, d, M, n0, n1, +accumulate, this.scratch[t]]));
+      this.runGemv('gemvQ4', this.gemvRowsOf(N, M * N * K * 2 * GEMV_FLOP_WEIGHT).map(([n0, n1], t) => [py, N, px, d, M, n0, n1, +accumulate, this.scratch[t]]));
     } else if (this.int8Activations && int8ActivationsApply(w, M)) {
       this.gemmInt8(py, px, d, w, M, accumulate);
     } else {
@@ -270,7 +282,7 @@ export class WasmKernels implements Kernels {
       rows += ws[i].rows;
     }
     const table = this.manyTable.byteOffset;
-    this.pool.run('gemvQ4Many', this.rowsOf(rows, M * rows * K * 2 * GEMV_FLOP_WEIGHT, 1, MIN_GEMV_FLOPS_PER_THREAD).map(([r0, r1], t) => [table, count, px, M, r0, r1, +accumulate, this.scratch[t]]));
+    this.runGemv('gemvQ4Many', this.gemvRowsOf(rows, M * rows * K * 2 * GEMV_FLOP_WEIGHT).map(([r0, r1], t) => [table, count, px, M, r0, r1, +accumulate, this.scratch[t]]));
     s.finish();
   }
 
@@ -366,6 +378,32 @@ export class WasmKernels implements Kernels {
   }
 
   // ---- splitting --------------------------------------------------------------------------------
+
+  /**
+   * Shares of a GEMV over [0, n) rows (see MIN_GEMV_FLOPS_PER_THREAD). A split refused only for
+   * the lag counts toward a probe (a split made anyway, to measure the lag again); a probe that
+   * found its worker asleep measured nothing, so the next GEMV probes once more while that worker
+   * still spins.
+   */
+  private gemvRowsOf(n: number, flops: number): [number, number][] {
+    const byLag = Math.max(MIN_GEMV_FLOPS_PER_THREAD, GEMV_LAG_FACTOR * this.pool.handoffLagUs * FLOPS_PER_US);
+    let min = byLag;
+    if (flops >= 2 * MIN_GEMV_FLOPS_PER_THREAD && flops < this.threads * byLag) {
+      if (this.gemvProbe === 'again' || ++this.gemvRefusals >= GEMV_PROBE_INTERVAL) {
+        this.gemvProbe = this.gemvProbe === 'again' ? 'last' : 'first';
+        this.gemvRefusals = 0;
+        min = MIN_GEMV_FLOPS_PER_THREAD;
+      }
+    }
+    return this.rowsOf(n, flops, 1, min);
+  }
+
+  private runGemv(fn: string, parts: number[][]): void {
+    this.pool.run(fn, parts);
+    if (this.gemvProbe !== 'none' && parts.length > 1) {
+      this.gemvProbe = this.gemvProbe === 'first' && this.pool.lastTaskWokeWorker ? 'again' : 'none';
+    }
+  }
 
   /** Splits [0, n) into contiguous shares for as many threads as `flops` of work pays for. */
   private rowsOf(n: number, flops: number, unit = 1, minFlopsPerThread = MIN_FLOPS_PER_THREAD): [number, number][] {

@@ -5,6 +5,7 @@
 // Dispatch (ARCHITECTURE.md §2): each worker owns a small SharedArrayBuffer control block:
 //   Int32 [0] task sequence (main writes; -1 = shut down)  [1] sequence done (worker writes)
 //         [2] kernel index  [3] argument count  [4] error flag
+//         [5] 1 when the worker slept since its last task (it was woken for this one)
 //   Float64 at byte 64: up to MAX_ARGS arguments (addresses, sizes, f32 values).
 // The worker sleeps in Atomics.wait on [0] and the caller in Atomics.wait on [1]: no thread ever
 // spins unconditionally; one round trip costs ~15 us, so callers only split tasks of >= ~100 us.
@@ -17,6 +18,17 @@ import { wasmApi, type WasmMemory, type WasmModule } from './wasm-api.js';
 const MAX_ARGS = 24;
 const CTL_BYTES = 64 + MAX_ARGS * 8;
 const SHUTDOWN = -1;
+/**
+ * Polls of the control word (~11 ns each, measured) before a thread sleeps in Atomics.wait: a
+ * worker after finishing a task, the caller while workers finish their shares. ~200 us covers
+ * the gaps between the kernels of a decoding step, so a worker is awake when the next task comes;
+ * waking a sleeping one costs ~100 us on the 2-vCPU VMs measured (futex + IPI through the
+ * hypervisor), as long as a 0.2 ms GEMV.
+ */
+const WORKER_SPIN_CHECKS = 20000;
+const CALLER_SPIN_CHECKS = 20000;
+/** Weight of the newest sample in the running mean of hand-off lag (see ThreadPool.handoffLagUs). */
+const LAG_SMOOTHING = 0.2;
 
 // Plain CommonJS run by `new Worker(..., { eval: true, execArgv: [] })`: no file to locate,
 // identical whether the library runs from dist/ (compiled) or from src/ through tsx. execArgv is
@@ -31,12 +43,21 @@ const ctl = new Int32Array(ctlBuffer, 0, 16);
 const args = new Float64Array(ctlBuffer, 64, ${MAX_ARGS});
 parentPort.postMessage('ready');
 let seen = 0;
+let woke = 1;
 for (;;) {
-  Atomics.wait(ctl, 0, seen);
-  const seq = Atomics.load(ctl, 0);
-  if (seq === seen) continue;
+  // Bounded spin before sleeping: decoding hands out tasks every ~100 us, and waking a sleeping
+  // thread (futex + IPI, slower still under a hypervisor) costs about as much as the task.
+  let seq = Atomics.load(ctl, 0);
+  for (let i = 0; seq === seen && i < ${WORKER_SPIN_CHECKS}; i++) seq = Atomics.load(ctl, 0);
+  if (seq === seen) {
+    Atomics.wait(ctl, 0, seen);
+    woke = 1;
+    continue;
+  }
   if (seq === ${SHUTDOWN}) break;
   seen = seq;
+  ctl[5] = woke;
+  woke = 0;
   try {
     fns[ctl[2]].apply(null, Array.prototype.slice.call(args, 0, ctl[3]));
   } catch (err) {
@@ -65,6 +86,8 @@ export class ThreadPool {
   private readonly names: string[];
   private readonly slots: WorkerSlot[];
   private disposed = false;
+  private lagUs = 0;
+  private lastWoken = true;
 
   private constructor(exports: Record<string, KernelFn>, names: string[], slots: WorkerSlot[]) {
     this.exports = exports;
@@ -109,6 +132,20 @@ export class ThreadPool {
   }
 
   /**
+   * Running mean (us) of how long the caller waits for the workers after finishing its own share
+   * of a split task whose workers were awake (spinning). Small (a few us) when they get their own
+   * core; large when they share a core with other load: then splitting short tasks loses.
+   */
+  get handoffLagUs(): number {
+    return this.lagUs;
+  }
+
+  /** True when a worker of the last split task had gone to sleep (no lag sample was taken). */
+  get lastTaskWokeWorker(): boolean {
+    return this.lastWoken;
+  }
+
+  /**
    * Runs kernel `fn` once per entry of `parts` (at most `threads`): parts[0] on the calling thread,
    * parts[i] on worker i-1, and returns when all are done.
    */
@@ -135,18 +172,24 @@ export class ThreadPool {
     } catch (err) {
       failure = err;
     }
+    const ownDone = parts.length > 1 ? performance.now() : 0;
+    let woken = false;
     for (let i = 1; i < parts.length; i++) {
       const s = this.slots[i - 1];
-      for (;;) {
+      for (let spin = 0; ; spin++) {
         const done = Atomics.load(s.ctl, 1);
         if (done === s.seq) break;
-        Atomics.wait(s.ctl, 1, done);
+        if (spin >= CALLER_SPIN_CHECKS) Atomics.wait(s.ctl, 1, done);
       }
+      woken ||= s.ctl[5] !== 0;
       if (s.ctl[4] !== 0) {
         s.ctl[4] = 0;
         failure ??= new Error(`wasm kernel ${fn} failed in a worker`);
       }
     }
+    // A woken worker's lag is its wake-up, not contention: such samples are left out.
+    this.lastWoken = woken;
+    if (parts.length > 1 && !woken) this.lagUs += LAG_SMOOTHING * ((performance.now() - ownDone) * 1000 - this.lagUs);
     if (failure !== null) throw failure;
   }
 
