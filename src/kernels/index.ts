@@ -26,7 +26,8 @@ export interface CreateKernelsOptions {
   readonly residentWeightBytes?: number;
   /**
    * Prompt processing (4-bit X·Wᵀ at M > 8) with int8 activations: faster, not exact (error in
-   * src/kernels/ref/matmul-int8.ts). Default false. Both backends implement it.
+   * src/kernels/ref/matmul-int8.ts). Every forward with M > 8 takes it, training included: it is
+   * meant for generation. Default false. Both backends implement it.
    */
   readonly int8Activations?: boolean;
 }

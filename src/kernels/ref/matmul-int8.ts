@@ -14,12 +14,16 @@
 //               accumulated block after block in f32 (the wasm relaxed build fuses each
 //               multiply-add: results agree to a few ulps, not bit for bit).
 //
-// Error against the exact path (measured by test/kernels/int8-activations.test.ts and
-// test/model/int8-activations.test.ts; figures in ARCHITECTURE.md §2 / the test files):
-// activations keep ~8 bits per block of 64 and the 16 codebook values ~7 bits.
+// Error against the exact path (bounds asserted in test/kernels/int8-activations.test.ts and
+// test/model/int8-activations.test.ts): per output, <= 0.51% of Σ_k|x_k·w_k| (mean 0.04%) on
+// random data; stories260K NF4: logits max |Δ| 1.0, mean 0.11, NLL +0.010 nats (perplexity
+// x1.010, where NF4 itself costs x1.137). The 7-bit codebook causes ~80% of it, the 8-bit
+// activations the rest. Speed (1 thread, M = 512, SmolLM2-135M shapes): ~71-73 GFLOPS vs 46 exact.
 // Applies when M >= INT8_MIN_ROWS and the weight has no zero points, cols % blockSize == 0,
 // blockSize % 4 == 0 and blockSize <= INT8_MAX_BLOCK; everything else takes the exact path
-// (int8ActivationsApply), so decoding and training are unchanged.
+// (int8ActivationsApply): decoding (M = 1) is unchanged. Any forward with M >= 9 takes it,
+// training and eval forwards included (their backward, matmulDyWQ4, stays exact): the option is
+// meant for generation (`qlora generate --fast-int8`).
 // Not here: the exact 4-bit matmul (matmul.ts), argument checks (check.ts).
 
 import { blockScale } from '../../quant/blockwise.js';
