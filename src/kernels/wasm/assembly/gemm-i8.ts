@@ -210,10 +210,12 @@ function packI8(dst: usize, scl: usize, d: usize, tab: usize, invCs: f32, n0: i3
 function microI8x4x8(c: usize, ldc: usize, a: usize, lda: usize, sa: usize, su: usize, ldsa: usize, bp: usize, sp: usize, nkb: i32, bs: i32, acc: bool): void {
   let a0 = a, a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda;
   for (let kb = 0; kb < nkb; kb++) {
-    let c00 = i32x4.splat(0), c01 = i32x4.splat(0);
-    let c10 = i32x4.splat(0), c11 = i32x4.splat(0);
-    let c20 = i32x4.splat(0), c21 = i32x4.splat(0);
-    let c30 = i32x4.splat(0), c31 = i32x4.splat(0);
+    // The accumulators start at −64·Σqa (the offset correction): no subtraction at the end.
+    const so = <usize>kb << 2;
+    let c00 = i32x4.splat(-load<i32>(su + so)), c01 = c00;
+    let c10 = i32x4.splat(-load<i32>(su + ldsa + so)), c11 = c10;
+    let c20 = i32x4.splat(-load<i32>(su + 2 * ldsa + so)), c21 = c20;
+    let c30 = i32x4.splat(-load<i32>(su + 3 * ldsa + so)), c31 = c30;
     for (let g = 0; g < bs; g += 4) {
       const b0 = v128.load(bp);
       const b1 = v128.load(bp, 16);
@@ -231,21 +233,19 @@ function microI8x4x8(c: usize, ldc: usize, a: usize, lda: usize, sa: usize, su: 
     const w0 = v128.load(sp), w1 = v128.load(sp, 16);
     sp += 32;
     const first = !acc && kb == 0;
-    const so = <usize>kb << 2;
     let cr = c;
-    finishRow(cr, c00, c01, load<i32>(su + so), load<f32>(sa + so), w0, w1, first); cr += ldc;
-    finishRow(cr, c10, c11, load<i32>(su + ldsa + so), load<f32>(sa + ldsa + so), w0, w1, first); cr += ldc;
-    finishRow(cr, c20, c21, load<i32>(su + 2 * ldsa + so), load<f32>(sa + 2 * ldsa + so), w0, w1, first); cr += ldc;
-    finishRow(cr, c30, c31, load<i32>(su + 3 * ldsa + so), load<f32>(sa + 3 * ldsa + so), w0, w1, first);
+    finishRow(cr, c00, c01, load<f32>(sa + so), w0, w1, first); cr += ldc;
+    finishRow(cr, c10, c11, load<f32>(sa + ldsa + so), w0, w1, first); cr += ldc;
+    finishRow(cr, c20, c21, load<f32>(sa + 2 * ldsa + so), w0, w1, first); cr += ldc;
+    finishRow(cr, c30, c31, load<f32>(sa + 3 * ldsa + so), w0, w1, first);
   }
 }
 
-/** c[0..8) (+)= f32(acc − corr) · (sa · w): one tile row at the end of a block. */
-@inline function finishRow(c: usize, l: v128, h: v128, corr: i32, sa: f32, w0: v128, w1: v128, first: bool): void {
-  const cv = i32x4.splat(corr);
+/** c[0..8) (+)= f32(acc) · (sa · w): one tile row at the end of a block (acc already corrected). */
+@inline function finishRow(c: usize, l: v128, h: v128, sa: f32, w0: v128, w1: v128, first: bool): void {
   const s = f32x4.splat(sa);
-  const t0 = f32x4.convert_i32x4_s(i32x4.sub(l, cv));
-  const t1 = f32x4.convert_i32x4_s(i32x4.sub(h, cv));
+  const t0 = f32x4.convert_i32x4_s(l);
+  const t1 = f32x4.convert_i32x4_s(h);
   if (first) {
     v128.store(c, f32x4.mul(t0, f32x4.mul(s, w0)));
     v128.store(c, f32x4.mul(t1, f32x4.mul(s, w1)), 16);
@@ -258,7 +258,8 @@ function microI8x4x8(c: usize, ldc: usize, a: usize, lda: usize, sa: usize, su: 
 /** 1x8 tile (row remainder). */
 function microI8x1x8(c: usize, a: usize, sa: usize, su: usize, bp: usize, sp: usize, nkb: i32, bs: i32, acc: bool): void {
   for (let kb = 0; kb < nkb; kb++) {
-    let l = i32x4.splat(0), h = i32x4.splat(0);
+    const so = <usize>kb << 2;
+    let l = i32x4.splat(-load<i32>(su + so)), h = l;
     for (let g = 0; g < bs; g += 4) {
       const x = v128.load32_splat(a);
       l = dot4(x, v128.load(bp), l);
@@ -266,8 +267,7 @@ function microI8x1x8(c: usize, a: usize, sa: usize, su: usize, bp: usize, sp: us
       a += 4;
       bp += 32;
     }
-    const so = <usize>kb << 2;
-    finishRow(c, l, h, load<i32>(su + so), load<f32>(sa + so), v128.load(sp), v128.load(sp, 16), !acc && kb == 0);
+    finishRow(c, l, h, load<f32>(sa + so), v128.load(sp), v128.load(sp, 16), !acc && kb == 0);
     sp += 32;
   }
 }
