@@ -1,8 +1,8 @@
 // The OPTIONAL int8-activation path of X·Wᵀ for 4-bit weights (off by default; chosen with
 // createKernels({ int8Activations: true })): activations quantized to int8 per (row, weight block),
 // 4-bit codes mapped through a 7-bit integer version of the codebook, integer dot products per
-// block (i32x4.relaxed_dot_i8x16_i7x16_add_s: 16 multiply-adds per instruction, ~2x the f32 FMA
-// rate measured here), then each block's i32 sum scaled into the f32 output. It changes numerics:
+// block (relaxed i8 dot products: 16 multiply-adds per pmaddubsw/pmaddwd/paddd triple, ~1.8x the
+// f32 FMA rate measured here), then each block's i32 sum scaled into the f32 output. It changes numerics:
 // the error is measured and documented in src/kernels/ref/matmul-int8.ts (the reference twin,
 // which defines the arithmetic this file follows).
 //
@@ -35,7 +35,11 @@ export function gemmI8ScratchBytes(): i32 {
 }
 
 @inline function dot4(a: v128, b: v128, c: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c);
+  // Not the fused i32x4.relaxed_dot_i8x16_i7x16_add_s: Node 20's baseline tier (Liftoff) computes
+  // it wrongly (2·dot, the accumulator dropped; measured, V8 11.3), so a kernel not yet tiered up
+  // returned wrong sums. The split form is exact in both tiers and lowers to the same x64 code
+  // (pmaddubsw, pmaddwd with ones, paddd).
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.add(c, i32x4.extadd_pairwise_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(a, b)));
   // SIMD128: the same exact integer sum through i16 products (b is 0..127, so no lane overflows).
   const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b));
   const hi = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b));
