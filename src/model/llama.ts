@@ -40,22 +40,24 @@ import { rmsnormBackward, rmsnormForward, type RmsNorm } from '../nn/rmsnorm.js'
 import { KvCache } from './kv-cache.js';
 
 /** The fields of the resolved model config that the forward pass reads. */
-export interface LlamaDims {
+export type LlamaDims = Pick<
+  ModelConfig,
+  | 'vocabSize'
+  | 'hiddenSize'
+  | 'intermediateSize'
+  | 'numLayers'
+  | 'numHeads'
+  | 'numKvHeads'
+  | 'headDim'
+  | 'rmsNormEps'
+  | 'maxPositionEmbeddings'
+  | 'tieWordEmbeddings'
+> & {
   readonly architecture: string;
-  readonly vocabSize: number;
-  readonly hiddenSize: number;
-  readonly intermediateSize: number;
-  readonly numLayers: number;
-  readonly numHeads: number;
-  readonly numKvHeads: number;
-  readonly headDim: number;
-  readonly rmsNormEps: number;
   readonly rope: RopeParams;
-  readonly maxPositionEmbeddings: number;
-  readonly tieWordEmbeddings: boolean;
   /** Mistral-style attention window; sequences longer than it are refused (no windowed kernel). */
   readonly slidingWindow?: number | null;
-}
+};
 
 /** Largest [rows, V] logits block of the training/scoring path (f32 elements; 16 MiB). */
 const HEAD_CHUNK_ELEMENTS = 1 << 22;

@@ -5,6 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { randomF32 } from '../helpers/random.js';
 import { createKernels } from '../../src/kernels/index.js';
 import type { Kernels } from '../../src/kernels/kernels.js';
 import { RefKernels } from '../../src/kernels/ref/index.js';
@@ -18,15 +19,7 @@ const GEMM_ABS_TOL = 1e-30;
 
 type Layout = 'XWt' | 'DyW' | 'DytX';
 
-function rand(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    a[i] = s / 2 ** 31 - 1;
-  }
-  return a;
-}
+const rand = randomF32;
 
 /** Inputs and the |.|-weighted magnitude bound of each output element, per layout. */
 function problem(layout: Layout, M: number, K: number, N: number, seed: number) {

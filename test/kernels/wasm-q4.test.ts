@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ShapeError } from '../../src/errors.js';
+import { randomF32 } from '../helpers/random.js';
 import { createKernels } from '../../src/kernels/index.js';
 import type { Kernels } from '../../src/kernels/kernels.js';
 import { RefKernels } from '../../src/kernels/ref/index.js';
@@ -18,15 +19,7 @@ import type { Quant4Weight } from '../../src/quant/types.js';
 /** Same budget as the f32 GEMM test: per element, relative to Σ_k |x_k·w_k| (+1). */
 const Q4_MATMUL_REL_TOL = 2e-6;
 
-function rand(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    a[i] = s / 2 ** 31 - 1;
-  }
-  return a;
-}
+const rand = randomF32;
 
 function assertClose(got: Float32Array, want: Float32Array, bound: Float32Array, what: string): void {
   for (let i = 0; i < got.length; i++) {

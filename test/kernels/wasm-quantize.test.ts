@@ -11,6 +11,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { randomF32 } from '../helpers/random.js';
 import { createKernels } from '../../src/kernels/index.js';
 import type { Kernels } from '../../src/kernels/kernels.js';
 import { dequantizeQ4RowsRef, quantizeBlockwise4Ref } from '../../src/quant/blockwise.js';
@@ -18,15 +19,7 @@ import { FP4_CODEBOOK, FP4_MIDPOINTS_SORTED, NF4_CODEBOOK, NF4_MIDPOINTS } from 
 import { quantizeTensor } from '../../src/quant/quantized-tensor.js';
 import type { Quant4Type } from '../../src/quant/types.js';
 
-function rand(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    a[i] = s / 2 ** 31 - 1;
-  }
-  return a;
-}
+const rand = randomF32;
 
 const f32Bits = new Float32Array(1);
 const u32Bits = new Uint32Array(f32Bits.buffer);
