@@ -16,7 +16,7 @@ import type { Quant4Weight } from '../../quant/types.js';
 import { quant4BlockCount } from '../../quant/types.js';
 import type { WasmHeap } from './memory.js';
 
-/** Descriptor layout, mirrored from assembly/q4.ts (u32 fields, byte offsets). */
+/** Descriptor layout, mirrored from assembly/q4desc.ts (u32 fields, byte offsets). */
 const DESC = {
   packed: 0, codebook: 4, rows: 8, cols: 12, blockSize: 16, blocksPerRow: 20, absmax: 24,
   dqCodes: 28, dqNestedAbsmax: 32, dqNestedMap: 36, dqOffset: 40, dqNestedBlockSize: 44, zeros: 48, planes: 52,

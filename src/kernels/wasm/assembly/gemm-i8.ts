@@ -23,6 +23,7 @@
 // blockSize % 4 == 0, blockSize <= MAX_BLOCK.
 // Not here: the exact f32 path (gemm.ts), threading (backend.ts splits rows / columns).
 
+import { Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_CODEBOOK, Q4D_COLS, Q4D_PACKED, q4BlockScale } from './q4desc';
 /** Largest weight block size the kernel takes (one block fits a KC block; ref/matmul-int8.ts INT8_MAX_BLOCK). */
 const I8_MAX_BLOCK: i32 = 512;
 const KC_MAX: i32 = I8_MAX_BLOCK;
@@ -114,20 +115,12 @@ function quantizeRowsI8(x: usize, K: i32, bs: i32, m0: i32, m1: i32, q: usize, s
 
 // ---- weights ------------------------------------------------------------------------------------
 
-/** Scale of block b of the 4-bit weight at descriptor d (q4.ts layout; FORMATS.md §3.6). */
-@inline function blockScale(d: usize, b: u32): f32 {
-  const absmax = <usize>load<u32>(d, 24);
-  if (absmax != 0) return load<f32>(absmax + (<usize>b << 2));
-  const nb = b / load<u32>(d, 44);
-  const nested: f32 = load<f32>(<usize>load<u32>(d, 36) + (<usize>load<u8>(<usize>load<u32>(d, 28) + <usize>b) << 2)) * load<f32>(<usize>load<u32>(d, 32) + (<usize>nb << 2));
-  return nested + load<f32>(d, 40);
-}
 
 /** 7-bit codes of row r over [c0, c1) (c0 and r·cols even) into out, through the 16-byte table at tab. */
 function decodeCodesI8(d: usize, r: i32, c0: i32, c1: i32, tab: usize, out: usize): void {
   const table = v128.load(tab);
-  const packed = <usize>load<u32>(d, 0);
-  const cols = load<i32>(d, 12);
+  const packed = <usize>load<u32>(d, Q4D_PACKED);
+  const cols = load<i32>(d, Q4D_COLS);
   const src = packed + (<usize>(r * cols + c0) >> 1);
   const n = c1 - c0;
   const mask = i8x16.splat(0x0f);
@@ -158,8 +151,8 @@ function decodeCodesI8(d: usize, r: i32, c0: i32, c1: i32, tab: usize, out: usiz
  * the header) and column scales (scale(j, kb) · invCs, 0 past the matrix) per (panel, block).
  */
 function packI8(dst: usize, scl: usize, d: usize, tab: usize, invCs: f32, n0: i32, nc: i32, k0: i32, kc: i32, bs: i32, row: usize): void {
-  const cols = load<u32>(d, 12);
-  const bpr = load<u32>(d, 20);
+  const cols = load<u32>(d, Q4D_COLS);
+  const bpr = load<u32>(d, Q4D_BLOCKS_PER_ROW);
   const blocksPerRow: u32 = bpr > 0 ? bpr : cols / <u32>bs;
   const nkb = kc / bs;
   const kb0 = <u32>(k0 / bs);
@@ -171,7 +164,7 @@ function packI8(dst: usize, scl: usize, d: usize, tab: usize, invCs: f32, n0: i3
       if (jj < rows) {
         const r = n0 + p + jj;
         decodeCodesI8(d, r, k0, k0 + kc, tab, rj);
-        for (let kb = 0; kb < nkb; kb++) store<f32>(sp + <usize>(kb * 32 + jj * 4), blockScale(d, <u32>r * blocksPerRow + kb0 + <u32>kb) * invCs);
+        for (let kb = 0; kb < nkb; kb++) store<f32>(sp + <usize>(kb * 32 + jj * 4), q4BlockScale(d, <u32>r * blocksPerRow + kb0 + <u32>kb) * invCs);
       } else {
         memory.fill(rj, <u8>OFFSET, <usize>kc);
         for (let kb = 0; kb < nkb; kb++) store<f32>(sp + <usize>(kb * 32 + jj * 4), 0);
@@ -286,12 +279,12 @@ function microI8x1x8(c: usize, a: usize, sa: usize, su: usize, bp: usize, sp: us
  */
 export function gemmI8Q4(y: usize, ldy: i32, x: usize, q: usize, sa: usize, sums: usize, d: usize, m0: i32, m1: i32, n0: i32, n1: i32, accumulate: i32, scratch: usize): void {
   if (m1 <= m0 || n1 <= n0) return;
-  const K = load<i32>(d, 12);
-  const bs = load<i32>(d, 16);
+  const K = load<i32>(d, Q4D_COLS);
+  const bs = load<i32>(d, Q4D_BLOCK_SIZE);
   const nbAll = K / bs;
   quantizeRowsI8(x, K, bs, m0, m1, q, sa, sums);
   // Integer codebook (see the header): qw = nearest(codebook · 63/max|codebook|) + 64.
-  const codebook = <usize>load<u32>(d, 4);
+  const codebook = <usize>load<u32>(d, Q4D_CODEBOOK);
   let cbMax: f32 = 0;
   for (let i = 0; i < 16; i++) cbMax = max(cbMax, abs(load<f32>(codebook + (<usize>i << 2))));
   const cs: f32 = <f32>63 / cbMax;

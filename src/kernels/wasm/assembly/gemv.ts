@@ -4,6 +4,7 @@
 // then dotted against every x row. Independent v128 accumulators hide the FMA latency.
 // Not here: the packed-panel GEMM for larger M (gemm.ts), the 4-bit decoding itself (q4.ts).
 
+import { Q4D_ABSMAX, Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_COLS, Q4D_DQ_CODES, Q4D_DQ_NESTED_ABSMAX, Q4D_DQ_NESTED_BLOCK_SIZE, Q4D_DQ_NESTED_MAP, Q4D_DQ_OFFSET, Q4D_PACKED, Q4D_PLANES, Q4D_ROWS, Q4D_ZEROS } from './q4desc';
 import { q4DecodeRow, q4DotRow } from './q4';
 
 @inline function fma(a: v128, b: v128, c: v128): v128 {
@@ -85,17 +86,17 @@ function permuteChunks(xp: usize, x: usize, K: i32): void {
  * the reference, rounded in a different order (tolerance, not bits).
  */
 function q4DotRowPermuted(d: usize, r: u32, xp: usize): f32 {
-  const packed = <usize>load<u32>(d, 0);
-  const cols = load<u32>(d, 12);
-  const bs = load<u32>(d, 16);
-  const bpr = load<u32>(d, 20);
-  const absmax = <usize>load<u32>(d, 24);
-  const dqCodes = <usize>load<u32>(d, 28);
-  const dqNested = <usize>load<u32>(d, 32);
-  const dqMap = <usize>load<u32>(d, 36);
-  const dqOffset = load<f32>(d, 40);
-  const nbs = load<u32>(d, 44);
-  const planes = <usize>load<u32>(d, 52);
+  const packed = <usize>load<u32>(d, Q4D_PACKED);
+  const cols = load<u32>(d, Q4D_COLS);
+  const bs = load<u32>(d, Q4D_BLOCK_SIZE);
+  const bpr = load<u32>(d, Q4D_BLOCKS_PER_ROW);
+  const absmax = <usize>load<u32>(d, Q4D_ABSMAX);
+  const dqCodes = <usize>load<u32>(d, Q4D_DQ_CODES);
+  const dqNested = <usize>load<u32>(d, Q4D_DQ_NESTED_ABSMAX);
+  const dqMap = <usize>load<u32>(d, Q4D_DQ_NESTED_MAP);
+  const dqOffset = load<f32>(d, Q4D_DQ_OFFSET);
+  const nbs = load<u32>(d, Q4D_DQ_NESTED_BLOCK_SIZE);
+  const planes = <usize>load<u32>(d, Q4D_PLANES);
   const t0 = v128.load(planes), t1 = v128.load(planes, 16), t2 = v128.load(planes, 32), t3 = v128.load(planes, 48);
   const mask = i8x16.splat(0x0f);
   const rowBase = r * cols;
@@ -155,11 +156,11 @@ function q4DotRowPermuted(d: usize, r: u32, xp: usize): f32 {
  * into `row` (K f32 of thread scratch) and dots it with every x row.
  */
 export function gemvQ4(y: usize, ldy: i32, x: usize, d: usize, M: i32, n0: i32, n1: i32, accumulate: i32, row: usize): void {
-  const K = load<i32>(d, 12);
+  const K = load<i32>(d, Q4D_COLS);
   const rowB = <usize>K * 4;
   if (M == 1) {
-    const bs = load<i32>(d, 16);
-    if (load<u32>(d, 48) == 0 && (K & 31) == 0 && (bs & 31) == 0) {
+    const bs = load<i32>(d, Q4D_BLOCK_SIZE);
+    if (load<u32>(d, Q4D_ZEROS) == 0 && (K & 31) == 0 && (bs & 31) == 0) {
       permuteChunks(row, x, K);
       for (let n = n0; n < n1; n++) storeY(y + (<usize>n << 2), q4DotRowPermuted(d, <u32>n, row), accumulate);
       return;
@@ -183,7 +184,7 @@ export function gemvQ4Many(table: usize, count: i32, x: usize, M: i32, r0: i32, 
   for (let i = 0; i < count && start < r1; i++) {
     const d = <usize>load<u32>(table + (<usize>i << 3));
     const y = <usize>load<u32>(table + (<usize>i << 3), 4);
-    const N = load<i32>(d, 8);
+    const N = load<i32>(d, Q4D_ROWS);
     const a = max(r0 - start, 0);
     const b = min(r1 - start, N);
     if (a < b) gemvQ4(y, N, x, d, M, a, b, accumulate, row);

@@ -9,11 +9,8 @@
 // element order, then looked up with 4 byte swizzles (one per byte plane of the f32 codebook) and
 // re-assembled into f32 lanes with unpack shuffles: 32 values per 16 bytes, no scalar loads.
 //
-// Descriptor (written by src/kernels/wasm/q4cache.ts; all u32 byte addresses or values):
-//   0 packed  4 codebook(16 f32)  8 rows  12 cols  16 blockSize  20 blocksPerRow  24 absmax|0
-//   28 dqCodes|0  32 dqNestedAbsmax  36 dqNestedMap  40 dqOffset(f32)  44 dqNestedBlockSize
-//   48 zeros|0  52 planes (64 bytes: byte p of codebook[q] at planes + 16p + q)
-
+// Descriptor layout: q4desc.ts.
+import { Q4D_ABSMAX, Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_CODEBOOK, Q4D_COLS, Q4D_DQ_CODES, Q4D_DQ_NESTED_ABSMAX, Q4D_DQ_NESTED_BLOCK_SIZE, Q4D_DQ_NESTED_MAP, Q4D_DQ_OFFSET, Q4D_PACKED, Q4D_PLANES, Q4D_ZEROS } from './q4desc';
 @inline function lookup(t: v128, e: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return i8x16.relaxed_swizzle(t, e);
   return i8x16.swizzle(t, e);
@@ -37,20 +34,20 @@
  * 8 v128 accumulators (order differs from the reference: tolerance, not bits).
  */
 @inline function walkRow(d: usize, r: i32, c0: i32, c1: i32, out: usize, x: usize, DOT: bool): f32 {
-  const packed = <usize>load<u32>(d, 0);
-  const codebook = <usize>load<u32>(d, 4);
-  const cols = load<u32>(d, 12);
-  const bs = load<u32>(d, 16);
-  const bpr = load<u32>(d, 20);
-  const absmax = <usize>load<u32>(d, 24);
-  const dqCodes = <usize>load<u32>(d, 28);
-  const dqNested = <usize>load<u32>(d, 32);
-  const dqMap = <usize>load<u32>(d, 36);
-  const dqOffset = load<f32>(d, 40);
-  const nbs = load<u32>(d, 44);
+  const packed = <usize>load<u32>(d, Q4D_PACKED);
+  const codebook = <usize>load<u32>(d, Q4D_CODEBOOK);
+  const cols = load<u32>(d, Q4D_COLS);
+  const bs = load<u32>(d, Q4D_BLOCK_SIZE);
+  const bpr = load<u32>(d, Q4D_BLOCKS_PER_ROW);
+  const absmax = <usize>load<u32>(d, Q4D_ABSMAX);
+  const dqCodes = <usize>load<u32>(d, Q4D_DQ_CODES);
+  const dqNested = <usize>load<u32>(d, Q4D_DQ_NESTED_ABSMAX);
+  const dqMap = <usize>load<u32>(d, Q4D_DQ_NESTED_MAP);
+  const dqOffset = load<f32>(d, Q4D_DQ_OFFSET);
+  const nbs = load<u32>(d, Q4D_DQ_NESTED_BLOCK_SIZE);
   const nbsShift = popcnt<u32>(nbs) == 1 ? <i32>ctz<u32>(nbs) : -1;
-  const zeros = <usize>load<u32>(d, 48);
-  const planes = <usize>load<u32>(d, 52);
+  const zeros = <usize>load<u32>(d, Q4D_ZEROS);
+  const planes = <usize>load<u32>(d, Q4D_PLANES);
   const t0 = v128.load(planes), t1 = v128.load(planes, 16), t2 = v128.load(planes, 32), t3 = v128.load(planes, 48);
   const rowBase = <u32>r * cols;
   const end = <u32>c1;
@@ -172,6 +169,6 @@ export function q4DotRow(d: usize, r: i32, c0: i32, c1: i32, x: usize): f32 {
 
 /** out[(r1-r0)·cols] = rows r0..r1-1 of dequant(w). */
 export function q4DequantizeRows(d: usize, r0: i32, r1: i32, out: usize): void {
-  const cols = load<i32>(d, 12);
+  const cols = load<i32>(d, Q4D_COLS);
   for (let r = r0; r < r1; r++) q4DecodeRow(d, r, 0, cols, out + <usize>(r - r0) * <usize>cols * 4);
 }
