@@ -9,6 +9,7 @@ test('package entry: load stories260K in NF4 through the public API and generate
   try {
     const model = await qlora.loadModel(fixture('models', 'stories260K'), { kernels });
     assert.equal(model.config.architecture, 'llama');
+    assert.deepEqual(model.generationConfig?.eosTokenIds, [2]); // from generation_config.json
     const out = await qlora.generate(model, [1], { maxNewTokens: 8, temperature: 0 });
     assert.equal(out.ids.length, 8);
     model.dispose();

@@ -6,10 +6,8 @@
 // stdout as it is produced and the timings go to stderr; --json prints one JSON record instead.
 // Ctrl-C stops generation after the current token and still reports what was generated.
 
-import { statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { ConfigError } from '../errors.js';
-import { openHfFolder, type GenerationConfig } from '../formats/hf-folder.js';
 import type { ChatMessage } from '../formats/tokenizer.js';
 import { generate, resolveGenerationSampling, type GenerationInput } from '../model/generate.js';
 import { loadPeftAdapter } from '../model/peft-adapter.js';
@@ -45,14 +43,6 @@ function integerOption(value: string | undefined, field: string): number | undef
   const n = numberOption(value, field);
   if (n !== undefined && !Number.isSafeInteger(n)) throw new ConfigError('expected an integer', { field, got: value });
   return n;
-}
-
-/** generation_config.json of a Hugging Face folder (null for a GGUF file). */
-function generationConfigOf(path: string): GenerationConfig | null {
-  if (!statSync(path).isDirectory()) return null;
-  const folder = openHfFolder(path);
-  folder.weights.close();
-  return folder.generationConfig;
 }
 
 function promptInput(o: GenerateCliOptions): GenerationInput {
@@ -109,7 +99,7 @@ export function register(program: Command): void {
     process.once('SIGINT', onSigint);
     process.stdout.on('error', onStdoutError);
     try {
-      const genConfig = generationConfigOf(modelPath);
+      const genConfig = model.generationConfig;
       if (o.adapter !== undefined) {
         const adapter = loadPeftAdapter(model, o.adapter);
         process.stderr.write(`adapter ${adapter.dir}: ${adapter.modules.length} LoRA modules, r=${adapter.config.r}, alpha=${adapter.config.loraAlpha}${adapter.config.useRslora ? ' (rsLoRA)' : ''}\n`);

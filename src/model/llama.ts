@@ -6,6 +6,7 @@
 // API (used by generation, evaluation and training):
 //   model.config                           resolved model config (dims, rope, token ids)
 //   model.tokenizer                        TextTokenizer | null (set by loadModel)
+//   model.generationConfig                 generation_config.json defaults, or null (set by loadModel)
 //   model.createKvCache(B, maxTokens)      KvCache for decoding (dispose it when done)
 //   model.forward(ids, B, T, opts)         Float32Array logits: [B·T, V] ('all') or [B, V] ('last')
 //        opts: { cache?, startPos? (default cache.length), positions? [B·T],
@@ -24,6 +25,7 @@
 // Not here: reading files (model/load.ts), sampling (generation), optimisers (train/).
 import { ShapeError, UnsupportedError } from '../errors.js';
 import type { ModelConfig } from '../formats/hf-config.js';
+import type { GenerationConfig } from '../formats/hf-folder.js';
 import type { TextTokenizer } from '../formats/tokenizer.js';
 import type { Kernels } from '../kernels/kernels.js';
 import { Arena } from '../nn/arena.js';
@@ -102,6 +104,9 @@ export class LlamaModel<C extends LlamaDims = ModelConfig, Tok = TextTokenizer> 
   private workspace: ForwardWorkspace | null = null;
   private readonly byName = new Map<string, Linear>();
   private disposed = false;
+
+  /** The folder's generation_config.json (sampling defaults, EOS ids); null for a GGUF file or none. */
+  generationConfig: GenerationConfig | null = null;
 
   /**
    * @param ownedBuffers kernel buffers holding the weights, freed by dispose()

@@ -91,7 +91,9 @@ export async function loadModel(path: string, opts: LoadModelOptions): Promise<L
   const folder = openHfFolder(full);
   try {
     checkTokenizerFits(folder.tokenizer, folder.config, join(full, TOKENIZER_JSON));
-    return buildLlamaModel(safetensorsWeightSource(folder.weights, full), folder.config, folder.tokenizer, build);
+    const model = buildLlamaModel(safetensorsWeightSource(folder.weights, full), folder.config, folder.tokenizer, build);
+    model.generationConfig = folder.generationConfig;
+    return model;
   } finally {
     folder.weights.close();
   }
