@@ -24,7 +24,7 @@ export function addModelLoadOptions(cmd: Command): Command {
     .addOption(new Option('--quant <type>', 'weight type of the linear layers (none keeps f32)').choices(['nf4', 'fp4', 'none']).default('nf4'))
     .addOption(new Option('--kernels <backend>', 'compute backend').choices(['wasm', 'ref']).default('wasm'))
     .option('--threads <n>', 'compute threads (default: available cores)')
-    .option('--fast-int8', 'prompt processing with int8 activations: faster, not exact (stories260K: perplexity x1.01); decoding stays exact')
+    .option('--fast-int8', 'int8 activations in every 4-bit matmul (prompt and decoding): faster, not exact (stories260K: perplexity x1.01)')
     .option('--no-progress', 'no progress bar while loading');
 }
 

@@ -1,8 +1,9 @@
 // The optional int8-activation path of matmulXWtQ4 (createKernels({ int8Activations: true })):
 // the wasm kernel (assembly/gemm-i8.ts, relaxed and SIMD128 builds, 1 and 2 threads) against its
 // reference twin (src/kernels/ref/matmul-int8.ts); the twin's error against the exact product
-// under a named bound; the cases that must stay exact (decoding sizes, weights the path does not
-// take, the option off); non-finite activations reaching the output.
+// under a named bound; every M (the GEMV of assembly/gemv-i8.ts serves M <= 8) and q/k/v-style
+// groups; the cases that must stay exact (weights the path does not take, the option off);
+// non-finite activations reaching the output.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -76,10 +77,10 @@ describe('int8-activation reference twin', () => {
     }
   });
 
-  test('takes only prompt-sized M and weights it can represent', () => {
+  test('takes every M (decoding too) and only weights it can represent', () => {
     const w = quantizeTensor(rand(8 * 128, 1), [8, 128], s('nf4', 64, true, 'blockwise'));
     assert.equal(int8ActivationsApply(w, 9), true);
-    assert.equal(int8ActivationsApply(w, 8), false);
+    assert.equal(int8ActivationsApply(w, 1), true);
     assert.equal(int8ActivationsApply(quantizeTensor(rand(8 * 100, 1), [8, 100], s('nf4', 64, true, 'blockwise')), 16), false); // K % block
     assert.equal(int8ActivationsApply(quantizeTensor(rand(8 * 128, 1), [8, 128], s('nf4', 64, false, 'blockwise', true)), 16), false); // zero points
   });
@@ -103,7 +104,7 @@ for (const variant of ['relaxed', 'simd'] as const) {
         let seed = 100;
         for (const [N, K, st] of WEIGHTS) {
           const w = quantizeTensor(rand(N * K, seed++), [N, K], st);
-          for (const M of [9, 13, 34]) {
+          for (const M of [1, 2, 3, 8, 9, 13, 34]) { // GEMV (assembly/gemv-i8.ts) up to 8, GEMM above
             const x = rand(M * K, seed++);
             const bound = absBound(x, w, M);
             for (const accumulate of [false, true]) {
@@ -122,12 +123,31 @@ for (const variant of ['relaxed', 'simd'] as const) {
         }
       });
 
-      test('decoding sizes and weights the path does not take give the exact path bit for bit', () => {
+      test('q/k/v-style groups (matmulXWtQ4Many) equal one call per weight, GEMV and GEMM sizes', () => {
+        let seed = 200;
+        const K = 192;
+        const group = [quantizeTensor(rand(40 * K, seed++), [40, K], s('nf4', 64, true, 'blockwise')),
+          quantizeTensor(rand(13 * K, seed++), [13, K], s('nf4', 32, true, 'blockwise')),
+          quantizeTensor(rand(24 * K, seed++), [24, K], s('fp4', 64, false, 'perChannel'))];
+        for (const M of [1, 3, 12]) {
+          const x = rand(M * K, seed++);
+          for (const accumulate of [false, true]) {
+            const start = group.map((w) => rand(M * w.rows, seed++));
+            const got = start.map((y) => Float32Array.from(y));
+            const want = start.map((y) => Float32Array.from(y));
+            k.matmulXWtQ4Many(got, x, group, M, accumulate);
+            group.forEach((w, i) => k.matmulXWtQ4(want[i], x, w, M, accumulate));
+            got.forEach((y, i) => assert.deepEqual(y, want[i], `weight ${i} M=${M} acc=${accumulate}`));
+          }
+        }
+      });
+
+      test('weights the path does not take give the exact path bit for bit', () => {
         let seed = 300;
         const cases: [number, number, Quant4Settings, number][] = [
-          [40, 128, s('nf4', 64, true, 'blockwise'), 8],
-          [40, 128, s('nf4', 64, true, 'blockwise'), 1],
+          [23, 100, s('nf4', 64, true, 'blockwise'), 1],
           [23, 100, s('nf4', 64, true, 'blockwise'), 20],
+          [17, 128, s('nf4', 64, false, 'blockwise', true), 1],
           [17, 128, s('nf4', 64, false, 'blockwise', true), 20],
         ];
         for (const [N, K, st, M] of cases) {
@@ -141,8 +161,8 @@ for (const variant of ['relaxed', 'simd'] as const) {
         }
       });
 
-      test('a non-finite activation makes its output row non-finite (never a silent value)', () => {
-        const N = 16, K = 128, M = 12;
+      for (const M of [12, 4]) test(`a non-finite activation makes its output row non-finite (never a silent value), M=${M}`, () => {
+        const N = 16, K = 128;
         const w = quantizeTensor(rand(N * K, 5), [N, K], s('nf4', 64, true, 'blockwise'));
         for (const bad of [NaN, Infinity]) {
           const x = rand(M * K, 6);
@@ -150,12 +170,12 @@ for (const variant of ['relaxed', 'simd'] as const) {
           const y = new Float32Array(M * N);
           k.matmulXWtQ4(y, x, w, M, false);
           for (let n = 0; n < N; n++) assert.ok(!Number.isFinite(y[3 * N + n]), `row 3 col ${n} with ${bad}`);
-          for (let n = 0; n < N; n++) assert.ok(Number.isFinite(y[4 * N + n]));
+          for (let n = 0; n < N; n++) assert.ok(Number.isFinite(y[2 * N + n]));
         }
       });
 
-      test('a block of tiny activations (127 / absmax would overflow) quantizes to zeros, as the twin', () => {
-        const N = 16, K = 128, M = 12;
+      for (const M of [12, 3]) test(`a block of tiny activations (127 / absmax would overflow) quantizes to zeros, as the twin, M=${M}`, () => {
+        const N = 16, K = 128;
         const w = quantizeTensor(rand(N * K, 5), [N, K], s('nf4', 64, true, 'blockwise'));
         const x = rand(M * K, 7);
         for (let k = 0; k < 64; k++) x[2 * K + k] = (k - 32) * 1e-38;

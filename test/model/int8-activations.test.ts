@@ -1,7 +1,8 @@
-// stories260K NF4 (+DQ, block 64) with the optional int8-activation prompt path
-// (createKernels({ int8Activations: true }), src/kernels/ref/matmul-int8.ts) against the exact
-// default: logits over the golden batch and the NLL of batch + §14.2 sentence stay within measured
-// bounds; the wasm backend computes what the ref backend computes; decoding (M = 1) is untouched.
+// stories260K NF4 (+DQ, block 64) with the optional int8-activation path (createKernels({
+// int8Activations: true }), src/kernels/ref/matmul-int8.ts; prompt processing and decoding alike)
+// against the exact default: logits over the golden batch and the NLL of batch + §14.2 sentence
+// stay within measured bounds; the wasm backend computes what the ref backend computes; greedy
+// decoding mostly keeps the exact path's tokens.
 // On stories260K the path serves q/k/v/o/gate/up (K = 64); down_proj (K = 172, not a multiple of
 // the block) stays exact. `qlora generate --fast-int8` selects the path.
 import assert from 'node:assert/strict';
@@ -78,15 +79,14 @@ describe('stories260K NF4 with int8 activations', () => {
     assert.ok(maxAbsDiff(a, b) <= BACKENDS_LOGIT_TOL, `max |Δ| ${maxAbsDiff(a, b)}`);
   });
 
-  it('decoding one token at a time is the exact path', () => {
+  it('greedy decoding from BOS, one token at a time, keeps the exact path\'s tokens', () => {
     assert.deepEqual(greedyIds(int8, 1, 12), greedyIds(exact, 1, 12));
   });
 
-  it('qlora generate --fast-int8 generates what the int8 model generates (a prompt long enough to take the path)', async () => {
-    const prompt = 'Once upon a time, there was a little girl named Lily. She';
+  it('qlora generate --fast-int8 generates what the int8 model generates', async () => {
+    const prompt = 'One day, a big dog';
     const want = await generate(int8, prompt, { maxNewTokens: 12, temperature: 0 });
-    assert.ok(want.promptTokens >= 9);
-    // On this prompt the two paths part after a few tokens, so the comparison shows the flag acts.
+    // On this prompt (one of six tried) the two paths part at the second token, so the comparison shows the flag acts.
     assert.notDeepEqual((await generate(exact, prompt, { maxNewTokens: 12, temperature: 0 })).ids, want.ids);
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'generate', fixture('models', 'stories260K'), '--prompt', prompt,
       '--max-new-tokens', '12', '--temperature', '0', '--json', '--kernels', 'ref', '--fast-int8', '--no-progress'], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });

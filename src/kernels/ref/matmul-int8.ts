@@ -1,4 +1,5 @@
-// Reference twin of the OPTIONAL int8-activation X·Wᵀ for 4-bit weights (wasm: assembly/gemm-i8.ts),
+// Reference twin of the OPTIONAL int8-activation X·Wᵀ for 4-bit weights (wasm: assembly/gemm-i8.ts
+// for large M, assembly/gemv-i8.ts for decoding sizes),
 // selected with createKernels({ int8Activations: true }); the default path is the exact f32 one.
 // This file DEFINES the arithmetic (the wasm kernel follows it; tests compare the two):
 //
@@ -19,21 +20,22 @@
 // random data; stories260K NF4: logits max |Δ| 1.0, mean 0.11, NLL +0.010 nats (perplexity
 // x1.010, where NF4 itself costs x1.137). The 7-bit codebook causes ~80% of it, the 8-bit
 // activations the rest. Speed (1 thread, M = 512, SmolLM2-135M shapes): ~76-78 GFLOPS vs 45-47 exact.
-// Applies when M >= INT8_MIN_ROWS and the weight has no zero points, cols % blockSize == 0,
+// Applies at every M (decoding included) when the weight has no zero points, cols % blockSize == 0,
 // blockSize % 4 == 0 and blockSize <= INT8_MAX_BLOCK; everything else takes the exact path
-// (int8ActivationsApply): decoding (M = 1) is unchanged. Any forward with M >= 9 takes it,
-// training and eval forwards included (their backward, matmulDyWQ4, stays exact): the option is
-// meant for generation (`qlora generate --fast-int8`).
+// (int8ActivationsApply). Every forward takes it, training and eval forwards included (their
+// backward, matmulDyWQ4, stays exact): the option is meant for generation (`qlora generate
+// --fast-int8`).
 // Not here: the exact 4-bit matmul (matmul.ts), argument checks (check.ts).
 
 import { blockScale } from '../../quant/blockwise.js';
 import type { Quant4Weight } from '../../quant/types.js';
 
 /**
- * Fewest rows of x the int8 path takes (prompt processing); fewer rows (decoding) stay exact,
- * on both backends.
+ * Fewest rows of x the int8 path takes: every size, decoding (M = 1) included, so a model with the
+ * option on computes every 4-bit X·Wᵀ of its forward in one arithmetic (the wasm backend's GEMV
+ * for small M, assembly/gemv-i8.ts, and its GEMM for large M follow this same definition).
  */
-export const INT8_MIN_ROWS = 9;
+export const INT8_MIN_ROWS = 1;
 /** Largest weight block size of the int8 path (as assembly/gemm-i8.ts I8_MAX_BLOCK). */
 export const INT8_MAX_BLOCK = 512;
 /** Activation blocks at or below this absmax quantize to zeros (assembly/gemm-i8.ts MIN_ABSMAX). */

@@ -23,7 +23,7 @@ import { Q4Cache } from './q4cache.js';
 /** Exports of assembly/index.ts the pool may call (worker function table, by index). */
 const KERNEL_NAMES = [
   'gemmF32', 'gemvF32', 'gemvQ4', 'gemvQ4Many', 'q4DequantizeRows', 'quantizeBlockwise4',
-  'gemmI8Q4',
+  'gemmI8Prepare', 'gemmI8Run', 'gemvI8Q4Many',
   ...LAYER_KERNEL_NAMES,
 ];
 
@@ -73,14 +73,26 @@ export interface WasmKernelsOptions {
   readonly threads: number;
   readonly residentWeightBytes?: number;
   /**
-   * X·Wᵀ of 4-bit weights at M >= INT8_MIN_ROWS (prompt processing) with int8 activations
-   * (assembly/gemm-i8.ts; error documented in ref/matmul-int8.ts). Default false: exact f32.
+   * X·Wᵀ of 4-bit weights with int8 activations, decoding and prompt processing alike
+   * (assembly/gemv-i8.ts, gemm-i8.ts; error documented in ref/matmul-int8.ts). Default false: exact f32.
    */
   readonly int8Activations?: boolean;
 }
 
 /** A [m0, m1, n0, n1) share of an output. */
 type Share = [number, number, number, number];
+
+/** Most packed panel bytes one int8 GEMM round holds (bigger weights go in rounds of panels). */
+const INT8_PACKED_MAX_BYTES = 16 * 2 ** 20;
+
+/** [0, n) in exactly `parts` contiguous shares of whole units (trailing ones empty when n is small). */
+function evenShares(n: number, parts: number, unit: number): [number, number][] {
+  const units = Math.ceil(n / unit);
+  return Array.from({ length: parts }, (_, p): [number, number] => [
+    Math.min(n, Math.round((units * p) / parts) * unit),
+    Math.min(n, Math.round((units * (p + 1)) / parts) * unit),
+  ]);
+}
 
 export class WasmKernels implements Kernels {
   readonly name = 'wasm' as const;
@@ -95,6 +107,7 @@ export class WasmKernels implements Kernels {
   /** Per-thread GEMM scratch (packed panels + decoded row), thread t at scratch[t]. */
   private readonly scratch: number[];
   private readonly scratchFloats: number;
+  private readonly scratchBytes: number;
   readonly int8Activations: boolean;
   /** Quantized activations of the int8 path (grown on demand): codes, scales, corrections. */
   private int8Area = { off: 0, bytes: 0 };
@@ -114,6 +127,7 @@ export class WasmKernels implements Kernels {
     this.q4 = new Q4Cache(heap, opts.residentWeightBytes ?? DEFAULT_RESIDENT_WEIGHT_BYTES);
     this.layers = new LayerKernels(heap, pool, (n, flops, unit) => this.rowsOf(n, flops, unit));
     const scratchBytes = Math.max(pool.exports.gemmScratchBytes(), pool.exports.gemmI8ScratchBytes());
+    this.scratchBytes = scratchBytes;
     this.int8Activations = opts.int8Activations === true;
     this.scratchFloats = pool.exports.gemmPanelFloats(); // the packed-panel area doubles as a GEMV row
     this.scratch = Array.from({ length: this.threads }, () => heap.alloc(scratchBytes));
@@ -230,32 +244,60 @@ export class WasmKernels implements Kernels {
     const s = new Staging(this.heap);
     const py = s.out(y, M * N, accumulate);
     const px = s.in(x, M * K);
-    if (M <= GEMV_MAX_M_Q4 && K <= this.scratchFloats) {
+    if (M <= GEMV_MAX_M_Q4 && this.gemvInt8Applies([w], M)) {
+      this.gemvInt8([d], [py], px, M, K, N, accumulate);
+    } else if (M <= GEMV_MAX_M_Q4 && K <= this.scratchFloats) {
       this.runGemv('gemvQ4', this.gemvRowsOf(N, M * N * K * 2 * GEMV_FLOP_WEIGHT).map(([n0, n1], t) => [py, N, px, d, M, n0, n1, +accumulate, this.scratch[t]]));
     } else if (this.int8Activations && int8ActivationsApply(w, M)) {
-      this.gemmInt8(py, px, d, w, M, accumulate);
+      this.gemmInt8([py], px, [d], [w], M, accumulate);
     } else {
       this.gemm(py, N, px, K * 4, 4, BKind.Q4T, d, 0, M, N, K, accumulate);
     }
     s.finish();
   }
 
-  /** The int8-activation X·Wᵀ (assembly/gemm-i8.ts), split by rows. */
-  private gemmInt8(py: number, px: number, d: number, w: Quant4Weight, M: number, accumulate: boolean): void {
-    const N = w.rows;
-    const K = w.cols;
-    const nb = K / w.blockSize;
+  /**
+   * The int8-activation X·Wᵀ (assembly/gemm-i8.ts) of one weight or of weights sharing x (q/k/v,
+   * gate/up: x quantized once). Two pool tasks: quantize x (by rows) and pack the weights' 8-column
+   * panels once into one shared area (by panels), then the product split by panels (columns) or
+   * rows. Weights whose packed panels exceed INT8_PACKED_MAX_BYTES go in rounds of panels.
+   */
+  private gemmInt8(pys: readonly number[], px: number, descs: readonly number[], ws: readonly Quant4Weight[], M: number, accumulate: boolean): void {
+    const K = ws[0].cols;
+    const bs = ws[0].blockSize;
+    const nb = K / bs;
+    const panelBytes = this.pool.exports.gemmI8PanelBytes(K, bs);
+    const panels = ws.reduce((n, w) => n + Math.ceil(w.rows / 8), 0);
+    const perRound = Math.max(1, Math.floor(INT8_PACKED_MAX_BYTES / panelBytes));
+    const rounds = Math.ceil(panels / perRound);
+    const roundPanels = Math.ceil(panels / rounds);
     const codeBytes = Math.ceil((M * K) / 64) * 64;
-    const need = codeBytes + 2 * M * nb * 4;
+    const scaleBytes = Math.ceil((M * nb * 4) / 64) * 64;
+    const need = codeBytes + 2 * scaleBytes + roundPanels * panelBytes;
     if (this.int8Area.bytes < need) {
       if (this.int8Area.bytes > 0) this.heap.free(this.int8Area.off);
       this.int8Area = { off: this.heap.alloc(need), bytes: need };
     }
     const q = this.int8Area.off;
     const sa = q + codeBytes;
-    const sums = sa + M * nb * 4;
-    // By rows: each thread quantizes its own rows inside the task, then packs all of W (cheap).
-    this.pool.run('gemmI8Q4', this.rowsOf(M, 2 * M * N * K, 4).map(([m0, m1], t) => [py, N, px, q, sa, sums, d, m0, m1, 0, N, +accumulate, this.scratch[t]]));
+    const sums = sa + scaleBytes;
+    const packed = sums + scaleBytes;
+    const table = this.fillManyTable(descs, pys);
+    const count = descs.length;
+    const macs = ws.reduce((n, w) => n + M * w.rows * K, 0);
+    const parts = this.rowsOf(this.threads, 2 * macs).length;
+    const rowTiles = Math.ceil(M / 4);
+    for (let r0 = 0; r0 < panels; r0 += roundPanels) {
+      const r1 = Math.min(panels, r0 + roundPanels);
+      const rowShares = r0 === 0 ? evenShares(M, parts, 1) : evenShares(0, parts, 1);
+      const panelShares = evenShares(r1 - r0, parts, 1);
+      this.pool.run('gemmI8Prepare', rowShares.map(([m0, m1], t) => [table, count, px, q, sa, sums, m0, m1, r0 + panelShares[t][0], r0 + panelShares[t][1], packed, r0, this.scratch[t]]));
+      const byCols = r1 - r0 >= rowTiles || r1 - r0 >= 4 * parts;
+      const shares: Share[] = byCols
+        ? evenShares(r1 - r0, parts, 1).map(([a, b]): Share => [0, M, r0 + a, r0 + b])
+        : evenShares(M, parts, 4).map(([a, b]): Share => [a, b, r0, r1]);
+      this.pool.run('gemmI8Run', shares.map(([m0, m1, p0, p1], t) => [table, count, q, sa, sums, m0, m1, p0, p1, +accumulate, packed, r0, this.scratch[t]]));
+    }
   }
 
   matmulXWtQ4Many(ys: readonly Float32Array[], x: Float32Array, ws: readonly Quant4Weight[], M: number, accumulate: boolean): void {
@@ -275,15 +317,38 @@ export class WasmKernels implements Kernels {
     }
     const s = new Staging(this.heap);
     const px = s.in(x, M * K);
-    let rows = 0;
-    for (let i = 0; i < count; i++) {
-      this.manyTable[2 * i] = descs[i];
-      this.manyTable[2 * i + 1] = s.out(ys[i], M * ws[i].rows, accumulate);
-      rows += ws[i].rows;
+    const pys = ys.map((y, i) => s.out(y, M * ws[i].rows, accumulate));
+    const rows = ws.reduce((n, w) => n + w.rows, 0);
+    if (this.gemvInt8Applies(ws, M)) {
+      this.gemvInt8(descs, pys, px, M, K, rows, accumulate);
+    } else {
+      const table = this.fillManyTable(descs, pys);
+      this.runGemv('gemvQ4Many', this.gemvRowsOf(rows, M * rows * K * 2 * GEMV_FLOP_WEIGHT).map(([r0, r1], t) => [table, count, px, M, r0, r1, +accumulate, this.scratch[t]]));
     }
-    const table = this.manyTable.byteOffset;
-    this.runGemv('gemvQ4Many', this.gemvRowsOf(rows, M * rows * K * 2 * GEMV_FLOP_WEIGHT).map(([r0, r1], t) => [table, count, px, M, r0, r1, +accumulate, this.scratch[t]]));
     s.finish();
+  }
+
+  /** {descriptor, y} pairs into the table a many-weights GEMV task reads; its byte address. */
+  private fillManyTable(descs: readonly number[], ys: readonly number[]): number {
+    for (let i = 0; i < descs.length; i++) {
+      this.manyTable[2 * i] = descs[i];
+      this.manyTable[2 * i + 1] = ys[i];
+    }
+    return this.manyTable.byteOffset;
+  }
+
+  /** Whether the int8-activation GEMV (assembly/gemv-i8.ts) serves these weights at this M. */
+  private gemvInt8Applies(ws: readonly Quant4Weight[], M: number): boolean {
+    if (!this.int8Activations || ws.length > MANY_MAX_WEIGHTS) return false;
+    const K = ws[0].cols;
+    return ws.every((w) => int8ActivationsApply(w, M) && this.scratchBytes >= this.pool.exports.gemvI8ScratchBytes(M, K, w.blockSize));
+  }
+
+  /** The int8-activation GEMV over weights sharing x (one or a q/k/v or gate/up group), split by rows. */
+  private gemvInt8(descs: readonly number[], pys: readonly number[], px: number, M: number, K: number, rows: number, accumulate: boolean): void {
+    const table = this.fillManyTable(descs, pys);
+    // Integer dot products run ~3x the rate of the f32 GEMV's decode + FMA: weigh the split so.
+    this.runGemv('gemvI8Q4Many', this.gemvRowsOf(rows, (M * rows * K * 2 * GEMV_FLOP_WEIGHT) / 3).map(([r0, r1], t) => [table, descs.length, px, M, r0, r1, +accumulate, this.scratch[t]]));
   }
 
   matmulDyWQ4(dx: Float32Array, dy: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void {

@@ -11,6 +11,7 @@ export function heapBase(): usize {
 
 export { gemmF32, gemmScratchBytes, gemmPanelFloats } from './gemm';
 export { gemvF32, gemvQ4, gemvQ4Many, dotF32 } from './gemv';
+export { gemvI8Q4Many, gemvI8ScratchBytes } from './gemv-i8';
 export { q4DecodeRow, q4DequantizeRows } from './q4';
 export { quantizeBlockwise4 } from './quant';
 export * from './norm';
@@ -19,4 +20,4 @@ export * from './act';
 export * from './attention';
 export * from './loss';
 export * from './optim';
-export { gemmI8Q4, gemmI8ScratchBytes } from './gemm-i8';
+export { gemmI8Prepare, gemmI8Run, gemmI8PanelBytes, gemmI8ScratchBytes } from './gemm-i8';
