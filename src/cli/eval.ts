@@ -1,5 +1,5 @@
 // `qlora eval MODEL --data FILE [--quant nf4|fp4|none] [--context N] [--stride N] [--max-tokens N]
-// [--kernels ref|wasm] [--threads N] [--json]`: loss and perplexity of a model over a text
+// [--kernels ref|wasm] [--threads N] [--activations f32|int8] [--json]` (exact f32 by default): loss and perplexity of a model over a text
 // dataset with strided windows (library: evaluatePerplexity in src/model/perplexity.ts).
 // Data: .txt (the whole file) or .jsonl (one object per line: a `text` field, or Alpaca
 // `instruction`/`input`/`output` rendered with the Alpaca prompt of FORMATS.md §13.5); documents
@@ -104,7 +104,7 @@ export function register(program: Command): void {
     .option('--stride <n>', 'window step in tokens; each window scores only its new tokens (default: the context)')
     .option('--max-tokens <n>', 'evaluate only the first N tokens of the dataset')
     .option('--json', 'print one JSON record instead of text');
-  addModelLoadOptions(cmd).action(async (modelPath: string, o: EvalCliOptions) => {
+  addModelLoadOptions(cmd, 'f32').action(async (modelPath: string, o: EvalCliOptions) => {
     const text = readEvalText(o.data);
     const loaded = await loadModelFromCli(modelPath, o);
     const { model, kernels } = loaded;
@@ -129,7 +129,7 @@ export function register(program: Command): void {
       bar?.stop();
       const seconds = (Date.now() - t0) / 1000;
       const record = {
-        model: modelPath, data: o.data, quant: o.quant, kernels: kernels.name, threads: kernels.threads,
+        model: modelPath, data: o.data, quant: o.quant, activations: o.activations, kernels: kernels.name, threads: kernels.threads,
         loss: r.loss, perplexity: r.perplexity, nll: r.nll, tokens: r.tokens, windows: r.windows, context: r.context, stride: r.stride,
         load_seconds: loaded.loadMs / 1000, eval_seconds: seconds, tokens_per_s: r.tokens / Math.max(1e-9, seconds),
       };

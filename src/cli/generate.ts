@@ -1,7 +1,7 @@
 // `qlora generate MODEL --prompt "..." [--chat] [--system "..."] [--adapter DIR]
 // [--max-new-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]
 // [--repetition-penalty R] [--seed S] [--stop S...] [--quant nf4|fp4|none] [--kernels ref|wasm]
-// [--threads N] [--json]`: loads the model (library: loadModel), optionally a PEFT LoRA adapter
+// [--threads N] [--activations int8|f32] [--json]`: loads the model (library: loadModel), optionally a PEFT LoRA adapter
 // (model/peft-adapter.ts) into its LoRA slots, and generates (model/generate.ts). Text streams to
 // stdout as it is produced and the timings go to stderr; --json prints one JSON record instead.
 // Ctrl-C stops generation after the current token and still reports what was generated.
@@ -74,7 +74,9 @@ export function register(program: Command): void {
     .option('--seed <n>', 'random seed for sampling', '0')
     .option('--stop <strings...>', 'stop when the text contains one of these (not included in the output)')
     .option('--json', 'print one JSON record {text, ids, timings...} instead of streaming');
-  addModelLoadOptions(cmd).action(async (modelPath: string, o: GenerateCliOptions) => {
+  // int8 activations by default: generation is where speed matters (llama.cpp also quantizes
+  // activations to 8 bits); `--activations f32` gives the exact product.
+  addModelLoadOptions(cmd, 'int8').action(async (modelPath: string, o: GenerateCliOptions) => {
     const input = promptInput(o);
     const explicit = {
       temperature: numberOption(o.temperature, '--temperature'),
@@ -114,14 +116,14 @@ export function register(program: Command): void {
         onToken: o.json === true ? undefined : (delta) => stdoutClosed || process.stdout.write(delta),
       });
       if (o.json === true) {
-        process.stdout.write(`${JSON.stringify({ ...result, loadMs: loaded.loadMs, kernels: loaded.kernels.name, threads: loaded.kernels.threads, quant: o.quant })}\n`);
+        process.stdout.write(`${JSON.stringify({ ...result, loadMs: loaded.loadMs, kernels: loaded.kernels.name, threads: loaded.kernels.threads, quant: o.quant, activations: o.activations })}\n`);
       } else {
         if (!stdoutClosed) process.stdout.write('\n');
         const f = (x: number): string => x.toFixed(1);
         process.stderr.write(
           `prompt: ${result.promptTokens} tokens in ${f(result.promptMs)} ms (${f(result.promptTokensPerS)} tokens/s); ` +
             `generation: ${result.generatedTokens} tokens in ${f(result.genMs)} ms (${f(result.genTokensPerS)} tokens/s); ` +
-            `finish: ${result.finishReason}; load ${f(loaded.loadMs)} ms, ${loaded.kernels.name} x${loaded.kernels.threads}\n`,
+            `finish: ${result.finishReason}; load ${f(loaded.loadMs)} ms, ${loaded.kernels.name} x${loaded.kernels.threads}, ${o.activations} activations\n`,
         );
       }
     } finally {

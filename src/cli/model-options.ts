@@ -1,5 +1,5 @@
 // Options shared by every command that loads a model (`--quant nf4|fp4|none`, `--kernels`,
-// `--threads`, `--fast-int8`, `--no-progress`) and the one way those commands turn them into a loaded model:
+// `--threads`, `--activations int8|f32`, `--no-progress`) and the one way those commands turn them into a loaded model:
 // kernels created once, then loadModel with a progress bar on stderr.
 // Not here: what a command does with the model.
 
@@ -16,15 +16,20 @@ export interface ModelLoadCliOptions {
   kernels: KernelBackendName;
   threads?: string;
   progress: boolean;
-  fastInt8?: boolean;
+  activations: Activations;
 }
 
-export function addModelLoadOptions(cmd: Command): Command {
+/** Arithmetic of the 4-bit matmuls: int8 activations (kernels/ref/matmul-int8.ts) or exact f32. */
+export type Activations = 'int8' | 'f32';
+
+/** `activations`: the command's default (generate: int8, for speed; eval: f32, exact). */
+export function addModelLoadOptions(cmd: Command, activations: Activations): Command {
   return cmd
     .addOption(new Option('--quant <type>', 'weight type of the linear layers (none keeps f32)').choices(['nf4', 'fp4', 'none']).default('nf4'))
     .addOption(new Option('--kernels <backend>', 'compute backend').choices(['wasm', 'ref']).default('wasm'))
     .option('--threads <n>', 'compute threads (default: available cores)')
-    .option('--fast-int8', 'int8 activations in every 4-bit matmul (prompt and decoding): faster, not exact (stories260K: perplexity x1.01)')
+    .addOption(new Option('--activations <type>', 'arithmetic of the 4-bit matmuls: int8 = activations quantized per block, ~1.5x faster, not exact ' +
+      '(stories260K NF4: perplexity x1.01); f32 = exact').choices(['int8', 'f32']).default(activations))
     .option('--no-progress', 'no progress bar while loading');
 }
 
@@ -43,7 +48,7 @@ export interface LoadedModel {
 /** Create the kernels and load MODEL with a progress bar; the caller disposes both (disposeLoaded). */
 export async function loadModelFromCli(path: string, o: ModelLoadCliOptions): Promise<LoadedModel> {
   const threads = o.threads === undefined ? undefined : positiveIntegerOption(o.threads, '--threads');
-  const kernels = await createKernels({ backend: o.kernels, threads, int8Activations: o.fastInt8 === true });
+  const kernels = await createKernels({ backend: o.kernels, threads, int8Activations: o.activations === 'int8' });
   const bar = o.progress && process.stderr.isTTY
     ? new cliProgress.SingleBar({ format: 'load {bar} {percentage}% | {value}/{total} tensors | {tensor}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
     : null;

@@ -4,7 +4,7 @@
 // stay within measured bounds; the wasm backend computes what the ref backend computes; greedy
 // decoding mostly keeps the exact path's tokens.
 // On stories260K the path serves q/k/v/o/gate/up (K = 64); down_proj (K = 172, not a multiple of
-// the block) stays exact. `qlora generate --fast-int8` selects the path.
+// the block) stays exact. `qlora generate` takes the path by default (`--activations int8`).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
@@ -83,16 +83,21 @@ describe('stories260K NF4 with int8 activations', () => {
     assert.deepEqual(greedyIds(int8, 1, 12), greedyIds(exact, 1, 12));
   });
 
-  it('qlora generate --fast-int8 generates what the int8 model generates', async () => {
+  it('qlora generate (default --activations int8) generates what the int8 model generates, --activations f32 what the exact one does', async () => {
     const prompt = 'One day, a big dog';
     const want = await generate(int8, prompt, { maxNewTokens: 12, temperature: 0 });
     // On this prompt (one of six tried) the two paths part at the second token, so the comparison shows the flag acts.
     assert.notDeepEqual((await generate(exact, prompt, { maxNewTokens: 12, temperature: 0 })).ids, want.ids);
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'generate', fixture('models', 'stories260K'), '--prompt', prompt,
-      '--max-new-tokens', '12', '--temperature', '0', '--json', '--kernels', 'ref', '--fast-int8', '--no-progress'], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
+      '--max-new-tokens', '12', '--temperature', '0', '--json', '--kernels', 'ref', '--no-progress'], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.status, 0, r.stderr);
-    const rec = JSON.parse(r.stdout.trim()) as { ids: number[]; promptIds: number[] };
+    const rec = JSON.parse(r.stdout.trim()) as { ids: number[]; promptIds: number[]; activations: string };
     assert.deepEqual(rec.promptIds, want.promptIds);
     assert.deepEqual(rec.ids, want.ids);
+    assert.equal(rec.activations, 'int8');
+    const f32 = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'generate', fixture('models', 'stories260K'), '--prompt', prompt,
+      '--max-new-tokens', '12', '--temperature', '0', '--json', '--kernels', 'ref', '--activations', 'f32', '--no-progress'], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
+    assert.equal(f32.status, 0, f32.stderr);
+    assert.deepEqual((JSON.parse(f32.stdout.trim()) as { ids: number[] }).ids, (await generate(exact, prompt, { maxNewTokens: 12, temperature: 0 })).ids);
   });
 });
