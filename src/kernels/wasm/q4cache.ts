@@ -14,13 +14,11 @@
 import { ShapeError } from '../../errors.js';
 import type { Quant4Weight } from '../../quant/types.js';
 import { quant4BlockCount } from '../../quant/types.js';
+import { doubleQuantScale } from '../../quant/blockwise.js';
 import type { WasmHeap } from './memory.js';
 
 /** Descriptor layout, mirrored from assembly/q4desc.ts (u32 fields, byte offsets). */
-const DESC = {
-  packed: 0, codebook: 4, rows: 8, cols: 12, blockSize: 16, blocksPerRow: 20, absmax: 24,
-  dqCodes: 28, dqNestedAbsmax: 32, dqNestedMap: 36, dqOffset: 40, dqNestedBlockSize: 44, zeros: 48, planes: 52,
-} as const;
+const DESC = { packed: 0, codebook: 4, rows: 8, cols: 12, blockSize: 16, blocksPerRow: 20, absmax: 24, zeros: 28, planes: 32 } as const;
 const DESC_BYTES = 64;
 
 interface Entry {
@@ -94,10 +92,7 @@ export class Q4Cache {
     // Section sizes in order; each starts 16-byte aligned.
     const sections = {
       desc: DESC_BYTES, planes: 64, codebook: 64, packed: align16(packedBytes),
-      absmax: w.absmax !== null ? align16(nBlocks * 4) : 0,
-      dqCodes: w.dq !== null ? align16(nBlocks) : 0,
-      dqNestedAbsmax: w.dq !== null ? align16(w.dq.nestedAbsmax.length * 4) : 0,
-      dqNestedMap: w.dq !== null ? 1024 : 0,
+      absmax: align16(nBlocks * 4),
       zeros: w.zeros !== null ? align16(nBlocks * 4) : 0,
     };
     const total = Object.values(sections).reduce((a, b) => a + b, 0);
@@ -120,12 +115,11 @@ export class Q4Cache {
     const cbBytes = new Uint8Array(f32(at.codebook, 16).slice().buffer);
     for (let plane = 0; plane < 4; plane++) for (let q = 0; q < 16; q++) u8[at.planes + plane * 16 + q] = cbBytes[q * 4 + plane];
     u8.set(w.packed.subarray(0, packedBytes), at.packed);
-    if (w.absmax !== null) f32(at.absmax, nBlocks).set(w.absmax.subarray(0, nBlocks));
-    if (w.dq !== null) {
-      u8.set(w.dq.codes.subarray(0, nBlocks), at.dqCodes);
-      f32(at.dqNestedAbsmax, w.dq.nestedAbsmax.length).set(w.dq.nestedAbsmax);
-      f32(at.dqNestedMap, 256).set(w.dq.nestedMap.subarray(0, 256));
-    }
+    // Double-quantized scales are decoded once here (the same f32 values quant/blockwise.ts gives):
+    // 3 more bytes per block than the 1-byte codes, and no decode chain in every kernel's block loop.
+    const scales = f32(at.absmax, nBlocks);
+    if (w.absmax !== null) scales.set(w.absmax.subarray(0, nBlocks));
+    else for (let b = 0; b < nBlocks; b++) scales[b] = doubleQuantScale(w.dq!, b);
     if (w.zeros !== null) f32(at.zeros, nBlocks).set(w.zeros.subarray(0, nBlocks));
     const d = new DataView(buf, at.desc, DESC_BYTES);
     const u32 = (field: keyof typeof DESC, v: number): void => d.setUint32(DESC[field], v, true);
@@ -136,11 +130,6 @@ export class Q4Cache {
     u32('blockSize', w.blockSize);
     u32('blocksPerRow', w.blocksPerRow);
     u32('absmax', at.absmax);
-    u32('dqCodes', at.dqCodes);
-    u32('dqNestedAbsmax', at.dqNestedAbsmax);
-    u32('dqNestedMap', at.dqNestedMap);
-    d.setFloat32(DESC.dqOffset, w.dq !== null ? w.dq.offset : 0, true);
-    u32('dqNestedBlockSize', w.dq !== null ? w.dq.nestedBlockSize : 1);
     u32('zeros', at.zeros);
     u32('planes', at.planes);
     const e: Entry = { off, bytes: total, desc: at.desc, alive: true };

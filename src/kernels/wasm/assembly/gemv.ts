@@ -4,7 +4,7 @@
 // then dotted against every x row. Independent v128 accumulators hide the FMA latency.
 // Not here: the packed-panel GEMM for larger M (gemm.ts), the 4-bit decoding itself (q4.ts).
 
-import { Q4D_ABSMAX, Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_COLS, Q4D_DQ_CODES, Q4D_DQ_NESTED_ABSMAX, Q4D_DQ_NESTED_BLOCK_SIZE, Q4D_DQ_NESTED_MAP, Q4D_DQ_OFFSET, Q4D_PACKED, Q4D_PLANES, Q4D_ROWS, Q4D_ZEROS } from './q4desc';
+import { Q4D_ABSMAX, Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_COLS, Q4D_PACKED, Q4D_PLANES, Q4D_ROWS, Q4D_ZEROS } from './q4desc';
 import { q4DecodeRow, q4DotRow } from './q4';
 
 @inline function fma(a: v128, b: v128, c: v128): v128 {
@@ -91,11 +91,6 @@ function q4DotRowPermuted(d: usize, r: u32, xp: usize): f32 {
   const bs = load<u32>(d, Q4D_BLOCK_SIZE);
   const bpr = load<u32>(d, Q4D_BLOCKS_PER_ROW);
   const absmax = <usize>load<u32>(d, Q4D_ABSMAX);
-  const dqCodes = <usize>load<u32>(d, Q4D_DQ_CODES);
-  const dqNested = <usize>load<u32>(d, Q4D_DQ_NESTED_ABSMAX);
-  const dqMap = <usize>load<u32>(d, Q4D_DQ_NESTED_MAP);
-  const dqOffset = load<f32>(d, Q4D_DQ_OFFSET);
-  const nbs = load<u32>(d, Q4D_DQ_NESTED_BLOCK_SIZE);
   const planes = <usize>load<u32>(d, Q4D_PLANES);
   const t0 = v128.load(planes), t1 = v128.load(planes, 16), t2 = v128.load(planes, 32), t3 = v128.load(planes, 48);
   const mask = i8x16.splat(0x0f);
@@ -108,12 +103,7 @@ function q4DotRowPermuted(d: usize, r: u32, xp: usize): f32 {
   let total = f32x4.splat(0);
   while (c < cols) {
     const runEnd = min(cols, boundary);
-    let scale: f32;
-    if (absmax != 0) {
-      scale = load<f32>(absmax + (<usize>b << 2));
-    } else {
-      scale = load<f32>(dqMap + (<usize>load<u8>(dqCodes + <usize>b) << 2)) * load<f32>(dqNested + (<usize>(b / nbs) << 2)) + dqOffset;
-    }
+    const scale = load<f32>(absmax + (<usize>b << 2));
     let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
     // Two passes over the block, high nibbles then low ones: half the values live at a time
     // (V8 otherwise interleaves both halves and spills).

@@ -10,7 +10,7 @@
 // re-assembled into f32 lanes with unpack shuffles: 32 values per 16 bytes, no scalar loads.
 //
 // Descriptor layout: q4desc.ts.
-import { Q4D_ABSMAX, Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_CODEBOOK, Q4D_COLS, Q4D_DQ_CODES, Q4D_DQ_NESTED_ABSMAX, Q4D_DQ_NESTED_BLOCK_SIZE, Q4D_DQ_NESTED_MAP, Q4D_DQ_OFFSET, Q4D_PACKED, Q4D_PLANES, Q4D_ZEROS } from './q4desc';
+import { Q4D_ABSMAX, Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_CODEBOOK, Q4D_COLS, Q4D_PACKED, Q4D_PLANES, Q4D_ZEROS } from './q4desc';
 @inline function lookup(t: v128, e: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return i8x16.relaxed_swizzle(t, e);
   return i8x16.swizzle(t, e);
@@ -40,12 +40,6 @@ import { Q4D_ABSMAX, Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_CODEBOOK, Q4D_COLS,
   const bs = load<u32>(d, Q4D_BLOCK_SIZE);
   const bpr = load<u32>(d, Q4D_BLOCKS_PER_ROW);
   const absmax = <usize>load<u32>(d, Q4D_ABSMAX);
-  const dqCodes = <usize>load<u32>(d, Q4D_DQ_CODES);
-  const dqNested = <usize>load<u32>(d, Q4D_DQ_NESTED_ABSMAX);
-  const dqMap = <usize>load<u32>(d, Q4D_DQ_NESTED_MAP);
-  const dqOffset = load<f32>(d, Q4D_DQ_OFFSET);
-  const nbs = load<u32>(d, Q4D_DQ_NESTED_BLOCK_SIZE);
-  const nbsShift = popcnt<u32>(nbs) == 1 ? <i32>ctz<u32>(nbs) : -1;
   const zeros = <usize>load<u32>(d, Q4D_ZEROS);
   const planes = <usize>load<u32>(d, Q4D_PLANES);
   const t0 = v128.load(planes), t1 = v128.load(planes, 16), t2 = v128.load(planes, 32), t3 = v128.load(planes, 48);
@@ -69,14 +63,7 @@ import { Q4D_ABSMAX, Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_CODEBOOK, Q4D_COLS,
   const mask = i8x16.splat(0x0f);
   while (c < end) {
     const runEnd = min(end, boundary);
-    let scale: f32;
-    if (absmax != 0) {
-      scale = load<f32>(absmax + (<usize>b << 2));
-    } else {
-      const nb = nbsShift >= 0 ? b >> <u32>nbsShift : b / nbs;
-      const nested: f32 = load<f32>(dqMap + (<usize>load<u8>(dqCodes + <usize>b) << 2)) * load<f32>(dqNested + (<usize>nb << 2));
-      scale = nested + dqOffset;
-    }
+    const scale = load<f32>(absmax + (<usize>b << 2));
     const hasZero = zeros != 0;
     const zero: f32 = hasZero ? load<f32>(zeros + (<usize>b << 2)) : 0;
     // Odd flat index: one element from a low nibble to reach a byte boundary.
