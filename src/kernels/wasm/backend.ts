@@ -286,7 +286,7 @@ export class WasmKernels implements Kernels {
     const count = descs.length;
     const macs = ws.reduce((n, w) => n + M * w.rows * K, 0);
     const parts = this.rowsOf(this.threads, 2 * macs).length;
-    const rowTiles = Math.ceil(M / 4);
+    const rowTiles = Math.ceil(M / 3);
     for (let r0 = 0; r0 < panels; r0 += roundPanels) {
       const r1 = Math.min(panels, r0 + roundPanels);
       const rowShares = r0 === 0 ? evenShares(M, parts, 1) : evenShares(0, parts, 1);
@@ -295,7 +295,7 @@ export class WasmKernels implements Kernels {
       const byCols = r1 - r0 >= rowTiles || r1 - r0 >= 4 * parts;
       const shares: Share[] = byCols
         ? evenShares(r1 - r0, parts, 1).map(([a, b]): Share => [0, M, r0 + a, r0 + b])
-        : evenShares(M, parts, 4).map(([a, b]): Share => [a, b, r0, r1]);
+        : evenShares(M, parts, 3).map(([a, b]): Share => [a, b, r0, r1]);
       this.pool.run('gemmI8Run', shares.map(([m0, m1, p0, p1], t) => [table, count, q, sa, sums, m0, m1, p0, p1, +accumulate, packed, r0, this.scratch[t]]));
     }
   }
@@ -305,7 +305,10 @@ export class WasmKernels implements Kernels {
     const count = ws.length;
     if (count === 0) return;
     const K = ws[0].cols;
-    if (count === 1 || count > MANY_MAX_WEIGHTS || M > GEMV_MAX_M_Q4 || K > this.scratchFloats) {
+    // Prompt sizes with int8 activations: one GEMM over the group (x quantized once), the same bits
+    // as one matmulXWtQ4 each.
+    const int8Gemm = M > GEMV_MAX_M_Q4 && this.int8Activations && ws.every((w) => int8ActivationsApply(w, M) && w.blockSize === ws[0].blockSize);
+    if (count === 1 || count > MANY_MAX_WEIGHTS || (!int8Gemm && (M > GEMV_MAX_M_Q4 || K > this.scratchFloats))) {
       for (let i = 0; i < count; i++) this.matmulXWtQ4(ys[i], x, ws[i], M, accumulate);
       return;
     }
@@ -319,7 +322,9 @@ export class WasmKernels implements Kernels {
     const px = s.in(x, M * K);
     const pys = ys.map((y, i) => s.out(y, M * ws[i].rows, accumulate));
     const rows = ws.reduce((n, w) => n + w.rows, 0);
-    if (this.gemvInt8Applies(ws, M)) {
+    if (int8Gemm) {
+      this.gemmInt8(pys, px, descs, ws, M, accumulate);
+    } else if (this.gemvInt8Applies(ws, M)) {
       this.gemvInt8(descs, pys, px, M, K, rows, accumulate);
     } else {
       const table = this.fillManyTable(descs, pys);
@@ -510,6 +515,7 @@ export class WasmKernels implements Kernels {
     const bufs = Array.from({ length: T }, () => ({
       c: this.heap.alloc(M * N * 4), a: this.heap.alloc(M * K * 4), b: this.heap.alloc(N * K * 4),
       x: this.heap.alloc(4096 * 4), p: this.heap.alloc(2048), am: this.heap.alloc(64 * 4), pos: this.heap.alloc(64 * 4),
+      i8table: this.heap.alloc(8), i8packed: this.heap.alloc(Math.ceil(N / 8) * this.pool.exports.gemmI8PanelBytes(K, 32)),
     }));
     for (const u of bufs) {
       const a = this.heap.f32(u.a, M * K);
@@ -523,6 +529,7 @@ export class WasmKernels implements Kernels {
       blockSize: 32, blocksPerRow: 0, absmax: new Float32Array((N * K) / 32).fill(1), dq: null, zeros: null,
     };
     const d = this.q4.descriptor(w, 'warmUp');
+    for (const u of bufs) new Uint32Array(this.heap.buffer, u.i8table, 2).set([d, u.c]);
     const all = (f: (u: (typeof bufs)[number], t: number) => number[]): number[][] => bufs.map(f);
     for (let rep = 0; rep < 40; rep++) {
       for (const kind of [BKind.F32T, BKind.F32N, BKind.Q4T, BKind.Q4N]) {
@@ -534,7 +541,8 @@ export class WasmKernels implements Kernels {
       this.manyTable[0] = d;
       this.manyTable[1] = bufs[0].c;
       this.pool.run('gemvQ4Many', all((u, t) => [this.manyTable.byteOffset, 1, u.a, 1, Math.floor((t * N) / T), Math.floor(((t + 1) * N) / T), 0, this.scratch[t]]));
-      this.pool.run('gemmI8Q4', all((u, t) => [u.c, N, u.a, u.p, u.am, u.pos, d, 0, 5, 0, N, rep & 1, this.scratch[t]]));
+      this.pool.run('gemmI8Prepare', all((u, t) => [u.i8table, 1, u.a, u.p, u.am, u.pos, 0, 5, 0, N / 8, u.i8packed, 0, this.scratch[t]]));
+      this.pool.run('gemmI8Run', all((u, t) => [u.i8table, 1, u.p, u.am, u.pos, 0, 5, 0, N / 8, rep & 1, u.i8packed, 0, this.scratch[t]]));
       this.pool.run('q4DequantizeRows', all((u) => [d, 0, 8, u.x]));
       this.pool.run('quantizeBlockwise4', all((u) => [u.p, u.am, u.x, 4000, 64, 7, this.quantTables.nf4]));
       this.layers.warmUp(bufs, rep);
