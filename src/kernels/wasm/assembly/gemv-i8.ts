@@ -15,7 +15,7 @@
 // Not here: the large-M packed GEMM of the same arithmetic (gemm-i8.ts), threading (backend.ts
 // splits the rows), the exact f32 GEMV (gemv.ts).
 
-import { Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_COLS, Q4D_PACKED, Q4D_ROWS, q4BlockScale } from './q4desc';
+import { Q4D_ABSMAX, Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_COLS, Q4D_PACKED, Q4D_ROWS, q4BlockScale } from './q4desc';
 import { i8CodeTable, quantizeRowsI8 } from './act-i8';
 
 /** Scratch bytes gemvI8Q4Many needs for M activation rows of K columns (see the layout in the function). */
@@ -83,6 +83,54 @@ function rowDotI8Chunked(d: usize, r: i32, K: i32, bs: i32, unscale: f32, table:
     total = fma(f32x4.convert_i32x4_s(acc), f32x4.splat(s), total);
   }
   return hsum(total);
+}
+
+/**
+ * Rows r..r+3 against ONE activation row in chunk order (M = 1, bs % 32 == 0), as rowDotI8Chunked
+ * computes each: the activation loads are shared, and each block's four integer sums are reduced
+ * into the lanes of one vector, so the correction, conversion and scaling run once for four rows.
+ */
+function rowsDotI8Chunked4(y: usize, accumulate: i32, d: usize, r: i32, K: i32, bs: i32, unscale: f32, table: v128, q: usize, sa: usize, sums: usize): void {
+  const rowBytes = <usize>(K >> 1);
+  const p0 = <usize>load<u32>(d, Q4D_PACKED) + (<usize>(r * K) >> 1);
+  const p1 = p0 + rowBytes, p2 = p1 + rowBytes, p3 = p2 + rowBytes;
+  const nb = K / bs;
+  const s0 = <usize>load<u32>(d, Q4D_ABSMAX) + (<usize>firstBlock(d, r, K, bs) << 2);
+  const sStride = <usize>(load<u32>(d, Q4D_BLOCKS_PER_ROW) > 0 ? load<u32>(d, Q4D_BLOCKS_PER_ROW) : <u32>nb) << 2;
+  const mask = i8x16.splat(0x0f);
+  const ones = i16x8.splat(1);
+  const unscaleV = f32x4.splat(unscale);
+  let total = f32x4.splat(0);
+  for (let kb = 0; kb < nb; kb++) {
+    let a0 = i32x4.splat(0), a1 = a0, a2 = a0, a3 = a0;
+    const c0 = kb * bs;
+    for (let c = c0; c < c0 + bs; c += 32) {
+      const qe = v128.load(q + <usize>c);
+      const qo = v128.load(q + <usize>c, 16);
+      const o = <usize>c >> 1;
+      const v0 = v128.load(p0 + o);
+      a0 = dotAdd(qo, lookup(table, v128.and(v0, mask)), dotAdd(qe, lookup(table, v128.and(i16x8.shr_u(v0, 4), mask)), a0, ones), ones);
+      const v1 = v128.load(p1 + o);
+      a1 = dotAdd(qo, lookup(table, v128.and(v1, mask)), dotAdd(qe, lookup(table, v128.and(i16x8.shr_u(v1, 4), mask)), a1, ones), ones);
+      const v2 = v128.load(p2 + o);
+      a2 = dotAdd(qo, lookup(table, v128.and(v2, mask)), dotAdd(qe, lookup(table, v128.and(i16x8.shr_u(v2, 4), mask)), a2, ones), ones);
+      const v3 = v128.load(p3 + o);
+      a3 = dotAdd(qo, lookup(table, v128.and(v3, mask)), dotAdd(qe, lookup(table, v128.and(i16x8.shr_u(v3, 4), mask)), a3, ones), ones);
+    }
+    // Lane i = the block sum of row r + i (a 4x4 transpose-add), minus the offset correction.
+    const t01 = i32x4.add(v128.shuffle<i32>(a0, a1, 0, 4, 1, 5), v128.shuffle<i32>(a0, a1, 2, 6, 3, 7));
+    const t23 = i32x4.add(v128.shuffle<i32>(a2, a3, 0, 4, 1, 5), v128.shuffle<i32>(a2, a3, 2, 6, 3, 7));
+    const dots = i32x4.sub(i32x4.add(v128.shuffle<i32>(t01, t23, 0, 1, 4, 5), v128.shuffle<i32>(t01, t23, 2, 3, 6, 7)), i32x4.splat(load<i32>(sums + (<usize>kb << 2))));
+    const so = s0 + (<usize>kb << 2);
+    let ws = f32x4.splat(load<f32>(so));
+    ws = f32x4.replace_lane(ws, 1, load<f32>(so + sStride));
+    ws = f32x4.replace_lane(ws, 2, load<f32>(so + 2 * sStride));
+    ws = f32x4.replace_lane(ws, 3, load<f32>(so + 3 * sStride));
+    total = fma(f32x4.convert_i32x4_s(dots), f32x4.mul(f32x4.splat(load<f32>(sa + (<usize>kb << 2))), f32x4.mul(ws, unscaleV)), total);
+  }
+  const yr = y + (<usize>r << 2);
+  if (accumulate != 0) total = f32x4.add(total, v128.load(yr));
+  v128.store(yr, total);
 }
 
 /**
@@ -182,7 +230,9 @@ export function gemvI8Q4Many(table: usize, count: i32, x: usize, M: i32, r0: i32
       for (let n = a; n < b; n++) rowDotsI8Plain(y + (<usize>n << 2), ldy, accumulate, d, n, K, bs, unscale, tab, M, q, sa, sums);
     } else if (M == 1) {
       const codeTable = v128.load(tab);
-      for (let n = a; n < b; n++) storeY(y + (<usize>n << 2), rowDotI8Chunked(d, n, K, bs, unscale, codeTable, q, sa, sums), accumulate);
+      let n = a;
+      for (; n + 4 <= b; n += 4) rowsDotI8Chunked4(y, accumulate, d, n, K, bs, unscale, codeTable, q, sa, sums);
+      for (; n < b; n++) storeY(y + (<usize>n << 2), rowDotI8Chunked(d, n, K, bs, unscale, codeTable, q, sa, sums), accumulate);
     } else {
       const codes = tab + 16;
       const codeTable = v128.load(tab);
