@@ -36,7 +36,7 @@ import type { Quant4Weight } from '../../quant/types.js';
  * for small M, assembly/gemv-i8.ts, and its GEMM for large M follow this same definition).
  */
 export const INT8_MIN_ROWS = 1;
-/** Largest weight block size of the int8 path (as assembly/gemm-i8.ts I8_MAX_BLOCK). */
+/** Largest weight block size of the int8 path (the wasm kernels themselves need only blockSize % 4 == 0). */
 export const INT8_MAX_BLOCK = 512;
 /** Activation blocks at or below this absmax quantize to zeros (assembly/gemm-i8.ts MIN_ABSMAX). */
 const MIN_ABSMAX = Math.fround(1e-30);

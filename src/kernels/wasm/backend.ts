@@ -82,8 +82,11 @@ export interface WasmKernelsOptions {
 /** A [m0, m1, n0, n1) share of an output. */
 type Share = [number, number, number, number];
 
-/** Most packed panel bytes one int8 GEMM round holds (bigger weights go in rounds of panels). */
-const INT8_PACKED_MAX_BYTES = 16 * 2 ** 20;
+/**
+ * Most packed panel bytes one int8 GEMM round holds (bigger weight groups go in rounds of panels:
+ * ~960 columns of a 4096-wide weight, two dispatches per round, well under 1% at prompt sizes).
+ */
+const INT8_PACKED_MAX_BYTES = 4 * 2 ** 20;
 
 /** [0, n) in exactly `parts` contiguous shares of whole units (trailing ones empty when n is small). */
 function evenShares(n: number, parts: number, unit: number): [number, number][] {

@@ -19,14 +19,13 @@
 // scale = scale(j, kb) · f32(max|codebook| / 63). Columns past a weight's rows have code 64 (= 0)
 // and scale 0.
 // Requirements (checked by the caller, backend.ts): no zero points, cols % blockSize == 0,
-// blockSize % 4 == 0, blockSize <= I8_MAX_BLOCK, one block size and K for all weights of a call.
+// blockSize % 4 == 0, one block size and K for all weights of a call (the path's block size limit,
+// INT8_MAX_BLOCK, is ref/matmul-int8.ts's: nothing here depends on it).
 // Not here: the exact f32 path (gemm.ts), small M (gemv-i8.ts), threading (backend.ts).
 
 import { Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_COLS, Q4D_PACKED, Q4D_ROWS, q4BlockScale } from './q4desc';
 import { I8_OFFSET, i8CodeTable, quantizeRowsI8 } from './act-i8';
 
-/** Largest weight block size the kernel takes (ref/matmul-int8.ts INT8_MAX_BLOCK). */
-const I8_MAX_BLOCK: i32 = 512;
 /** K columns of 8 weight rows decoded per packing round (a multiple of 32: the decoder's step). */
 const PACK_KC: i32 = 512;
 /**
