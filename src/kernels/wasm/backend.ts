@@ -273,7 +273,7 @@ export class WasmKernels implements Kernels {
     const panels = ws.reduce((n, w) => n + Math.ceil(w.rows / 8), 0);
     const perRound = Math.max(1, Math.floor(INT8_PACKED_MAX_BYTES / panelBytes));
     const rounds = Math.ceil(panels / perRound);
-    const roundPanels = Math.ceil(panels / rounds);
+    const roundPanels = 2 * Math.ceil(panels / rounds / 2);
     const codeBytes = Math.ceil((M * K) / 64) * 64;
     const scaleBytes = Math.ceil((M * nb * 4) / 64) * 64;
     const need = codeBytes + 2 * scaleBytes + roundPanels * panelBytes;
@@ -295,9 +295,11 @@ export class WasmKernels implements Kernels {
       const rowShares = r0 === 0 ? evenShares(M, parts, 1) : evenShares(0, parts, 1);
       const panelShares = evenShares(r1 - r0, parts, 1);
       this.pool.run('gemmI8Prepare', rowShares.map(([m0, m1], t) => [table, count, px, q, sa, sums, m0, m1, r0 + panelShares[t][0], r0 + panelShares[t][1], packed, r0, this.scratch[t]]));
+      // By columns in pairs of panels: 64 output bytes, so threads share no cache line of a row
+      // (when the weight's first panel is even in the numbering: q/k/v, gate/up).
       const byCols = r1 - r0 >= rowTiles || r1 - r0 >= 4 * parts;
       const shares: Share[] = byCols
-        ? evenShares(r1 - r0, parts, 1).map(([a, b]): Share => [0, M, r0 + a, r0 + b])
+        ? evenShares(r1 - r0, parts, 2).map(([a, b]): Share => [0, M, r0 + a, r0 + b])
         : evenShares(M, parts, 3).map(([a, b]): Share => [a, b, r0, r1]);
       this.pool.run('gemmI8Run', shares.map(([m0, m1, p0, p1], t) => [table, count, q, sa, sums, m0, m1, p0, p1, +accumulate, packed, r0, this.scratch[t]]));
     }
