@@ -1,6 +1,6 @@
 // `qlora eval MODEL --data FILE [--quant nf4|fp4|none] [--context N] [--stride N] [--max-tokens N]
-// [--kernels ref|wasm] [--threads N] [--activations f32|int8] [--json]` (exact f32 by default): loss and perplexity of a model over a text
-// dataset with strided windows (library: evaluatePerplexity in src/model/perplexity.ts).
+// [--kernels ref|wasm] [--threads N] [--activations f32|int8] [--json]`: loss and perplexity of a
+// model over a text dataset with strided windows, exact f32 arithmetic by default (library: evaluatePerplexity in src/model/perplexity.ts).
 // Data: .txt (the whole file) or .jsonl (one object per line: a `text` field, or Alpaca
 // `instruction`/`input`/`output` rendered with the Alpaca prompt of FORMATS.md §13.5); documents
 // are joined with a blank line and tokenized once with the tokenizer's special tokens (BOS), as in
@@ -129,7 +129,7 @@ export function register(program: Command): void {
       bar?.stop();
       const seconds = (Date.now() - t0) / 1000;
       const record = {
-        model: modelPath, data: o.data, quant: o.quant, activations: o.activations, kernels: kernels.name, threads: kernels.threads,
+        model: modelPath, data: o.data, quant: o.quant, activations: loaded.activations, kernels: kernels.name, threads: kernels.threads,
         loss: r.loss, perplexity: r.perplexity, nll: r.nll, tokens: r.tokens, windows: r.windows, context: r.context, stride: r.stride,
         load_seconds: loaded.loadMs / 1000, eval_seconds: seconds, tokens_per_s: r.tokens / Math.max(1e-9, seconds),
       };

@@ -116,14 +116,14 @@ export function register(program: Command): void {
         onToken: o.json === true ? undefined : (delta) => stdoutClosed || process.stdout.write(delta),
       });
       if (o.json === true) {
-        process.stdout.write(`${JSON.stringify({ ...result, loadMs: loaded.loadMs, kernels: loaded.kernels.name, threads: loaded.kernels.threads, quant: o.quant, activations: o.activations })}\n`);
+        process.stdout.write(`${JSON.stringify({ ...result, loadMs: loaded.loadMs, kernels: loaded.kernels.name, threads: loaded.kernels.threads, quant: o.quant, activations: loaded.activations })}\n`);
       } else {
         if (!stdoutClosed) process.stdout.write('\n');
         const f = (x: number): string => x.toFixed(1);
         process.stderr.write(
           `prompt: ${result.promptTokens} tokens in ${f(result.promptMs)} ms (${f(result.promptTokensPerS)} tokens/s); ` +
             `generation: ${result.generatedTokens} tokens in ${f(result.genMs)} ms (${f(result.genTokensPerS)} tokens/s); ` +
-            `finish: ${result.finishReason}; load ${f(loaded.loadMs)} ms, ${loaded.kernels.name} x${loaded.kernels.threads}, ${o.activations} activations\n`,
+            `finish: ${result.finishReason}; load ${f(loaded.loadMs)} ms, ${loaded.kernels.name} x${loaded.kernels.threads}, ${loaded.activations} activations\n`,
         );
       }
     } finally {

@@ -43,6 +43,8 @@ export interface LoadedModel {
   readonly model: Awaited<ReturnType<typeof loadModel>>;
   readonly kernels: Kernels;
   readonly loadMs: number;
+  /** The 4-bit matmuls' arithmetic as it runs: f32 when there are none (`--quant none`). */
+  readonly activations: Activations;
 }
 
 /** Create the kernels and load MODEL with a progress bar; the caller disposes both (disposeLoaded). */
@@ -63,7 +65,7 @@ export async function loadModelFromCli(path: string, o: ModelLoadCliOptions): Pr
         bar.update(done, { tensor: name });
       },
     });
-    return { model, kernels, loadMs: performance.now() - t0 };
+    return { model, kernels, loadMs: performance.now() - t0, activations: o.quant === 'none' ? 'f32' : o.activations };
   } catch (err) {
     await kernels.dispose();
     throw err;

@@ -23,6 +23,7 @@ interface GenerateRecord {
   promptTokensPerS: number;
   genTokensPerS: number;
   finishReason: string;
+  activations: string;
 }
 
 function qlora(...args: string[]): { status: number | null; stdout: string; stderr: string } {
@@ -42,6 +43,7 @@ describe('qlora generate', () => {
     assert.deepEqual(rec.promptIds, [1, ...GREEDY_FROM_BOS.slice(0, 4)]);
     assert.deepEqual(rec.ids, GREEDY_FROM_BOS.slice(4, 24));
     assert.equal(rec.finishReason, 'length');
+    assert.equal(rec.activations, 'f32'); // --quant none: no 4-bit matmuls to quantize activations for
     assert.equal(rec.generatedTokens, 20);
     assert.ok(rec.text.startsWith(', there was a little girl named Lily. She loved to play outsid'), rec.text);
     assert.ok(rec.promptTokensPerS > 0 && rec.genTokensPerS > 0);
