@@ -1,6 +1,7 @@
 // `qlora eval MODEL --data FILE [--quant nf4|fp4|none] [--context N] [--stride N] [--max-tokens N]
 // [--kernels ref|wasm] [--threads N] [--activations f32|int8] [--json]`: loss and perplexity of a
-// model over a text dataset with strided windows, exact f32 arithmetic by default (library: evaluatePerplexity in src/model/perplexity.ts).
+// model over a text dataset with strided windows, exact f32 arithmetic by default (library:
+// evaluatePerplexity in src/model/perplexity.ts).
 // Data: .txt (the whole file) or .jsonl (one object per line: a `text` field, or Alpaca
 // `instruction`/`input`/`output` rendered with the Alpaca prompt of FORMATS.md §13.5); documents
 // are joined with a blank line and tokenized once with the tokenizer's special tokens (BOS), as in
