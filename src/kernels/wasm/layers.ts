@@ -15,7 +15,7 @@ import type { ThreadPool } from './pool.js';
 /** Exports of assembly/ these kernels call through the pool (appended to backend.ts's list). */
 export const LAYER_KERNEL_NAMES = [
   'rmsnormForwardRows', 'rmsnormBackwardDx', 'rmsnormBackwardDw', 'ropeRows', 'siluMulForward', 'siluMulBackward',
-  'softmaxRows', 'attentionForwardRows', 'attentionBackwardQ', 'attentionBackwardKV', 'crossEntropyForwardRows',
+  'softmaxRows', 'attentionForwardRows', 'attentionForwardInfer', 'attentionBackwardQ', 'attentionBackwardKV', 'crossEntropyForwardRows',
   'crossEntropyBackwardRows', 'sumSquaresRange', 'scaleRange', 'adamwRange',
 ];
 
@@ -24,6 +24,13 @@ export const LAYER_KERNEL_NAMES = [
  * threshold is in flops): memory-bound elementwise kernels are cheap, exp-bearing ones are not.
  */
 const COST = { elementwise: 2, norm: 6, exp: 24 } as const;
+
+/**
+ * Query rows from which a forward without probabilities takes the blocked inference kernel
+ * (assembly/attention-infer.ts); below, its blocks of 8 positions would be mostly padding
+ * (decoding) and the row kernel is faster.
+ */
+const INFER_MIN_ROWS = 8;
 
 /** Key rows per unit of the attention backward's second pass (KV_BLOCK in assembly/attention.ts). */
 const KV_BLOCK = 4;
@@ -133,11 +140,21 @@ export class LayerKernels {
     const po = s.out(out, nq, false);
     const pp = probs !== null ? s.out(probs, g.H * g.Tq * g.Tk, false) : 0;
     const [pq, pk, pv] = [s.in(q, nq), s.in(k, kvLength(g)), s.in(v, kvLength(g))];
-    const shares = this.balancedShares(g.H * g.Tq, (u) => queryRowKeys(g, u % g.Tq), 4 * g.D);
-    const scratch = probs !== null ? 0 : s.reserve(shares.length * 4 * g.Tk * 4); // 4 probability rows per thread
-    this.pool.run('attentionForwardRows', shares.map(([u0, u1], t) => [
-      po, pp, pq, pk, pv, g.Tq, g.Tk, g.H, g.Hkv, g.D, g.qOffset, g.keyStart, g.kvStride, u0, u1, scratch + t * 4 * g.Tk * 4,
-    ]));
+    const dimArgs = [g.Tq, g.Tk, g.H, g.Hkv, g.D, g.qOffset, g.keyStart, g.kvStride];
+    if (probs === null && g.Tq >= INFER_MIN_ROWS) {
+      // Inference: blocks of query positions x every query head of a kv head (assembly/attention-infer.ts).
+      const block = this.pool.exports.attentionInferBlock();
+      const blocks = Math.ceil(g.Tq / block);
+      const blockKeys = (b: number) => queryRowKeys(g, Math.min(g.Tq, (b + 1) * block) - 1) * Math.min(block, g.Tq - b * block);
+      const shares = this.balancedShares(g.Hkv * blocks, (u) => blockKeys(u % blocks) * g.group, 4 * g.D);
+      const bytes = this.pool.exports.attentionInferScratchBytes(g.group, g.D);
+      const scratch = s.reserve(shares.length * bytes);
+      this.pool.run('attentionForwardInfer', shares.map(([u0, u1], t) => [po, pq, pk, pv, ...dimArgs, u0, u1, scratch + t * bytes]));
+    } else {
+      const shares = this.balancedShares(g.H * g.Tq, (u) => queryRowKeys(g, u % g.Tq), 4 * g.D);
+      const scratch = probs !== null ? 0 : s.reserve(shares.length * 4 * g.Tk * 4); // 4 probability rows per thread
+      this.pool.run('attentionForwardRows', shares.map(([u0, u1], t) => [po, pp, pq, pk, pv, ...dimArgs, u0, u1, scratch + t * 4 * g.Tk * 4]));
+    }
     s.finish();
   }
 
@@ -274,6 +291,7 @@ export class LayerKernels {
     this.pool.run('siluMulBackward', all((u) => [u.c, x(u, 0), u.a, u.a, u.b, 0, 640]));
     this.pool.run('softmaxRows', all((u) => [u.c, 0, 8, 64]));
     this.pool.run('attentionForwardRows', all((u) => [u.c, x(u, 1024), u.a, u.b, u.b, 8, 8, 1, 1, 64, 0, 0, 64, 0, 8, x(u, 0)]));
+    this.pool.run('attentionForwardInfer', all((u) => [u.c, u.a, u.b, u.b, 8, 8, 1, 1, 64, 0, 0, 64, 0, 1, x(u, 0)]));
     this.pool.run('attentionBackwardQ', all((u) => [u.c, x(u, 0), u.a, x(u, 1024), u.b, u.b, 8, 8, 1, 1, 64, 0, 0, 64, 0, 8]));
     this.pool.run('attentionBackwardKV', all((u) => [x(u, 2048), x(u, 2560), x(u, 0), x(u, 1024), u.a, u.a, 8, 8, 1, 1, 64, 0, 0, 64, 0, 8]));
     this.pool.run('crossEntropyForwardRows', all((u) => [u.am, u.a, u.pos, 0, 8, 64, -100]));

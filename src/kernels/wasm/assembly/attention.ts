@@ -15,6 +15,8 @@
 import { dotF32 } from './gemv';
 import { expShiftSum, fmaF32x4, rowMax, scaleRow } from './vmath';
 
+export { attentionForwardInfer, attentionInferBlock, attentionInferScratchBytes } from './attention-infer';
+
 /** dst[0..D) (+)= Σ_{n < count} wt[n·wtStrideB] · src[n·srcStride + d] (srcStride in elements, wt stride in bytes). */
 function weightedRowSum(dst: usize, wt: usize, wtStrideB: usize, src: usize, srcStride: i32, count: i32, D: i32, accumulate: bool): void {
   const rowB = <usize>srcStride << 2;

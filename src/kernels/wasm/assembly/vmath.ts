@@ -42,6 +42,29 @@ const ROUND_MAGIC: f32 = 12582912; // 1.5 · 2^23
   return y;
 }
 
+/**
+ * e^x for lanes x <= 0 or NaN (softmax terms x = s − max): expF32x4's reduction and polynomial in
+ * FMA form (relaxed build), without the overflow select. Below EXP_LO the input is clamped by a
+ * NaN-preserving pmax, so e^x for x < −87.34 (and for −inf) is 2^−126 ≈ 1.2e-38, not 0: callers
+ * must not rely on exact zeros (attention-infer.ts never multiplies a masked term into a row).
+ */
+@inline export function expNonPositiveF32x4(x: v128): v128 {
+  const xc = f32x4.pmax(x, f32x4.splat(EXP_LO));
+  const shifted = fmaF32x4(xc, f32x4.splat(LOG2E), f32x4.splat(ROUND_MAGIC));
+  const n = f32x4.sub(shifted, f32x4.splat(ROUND_MAGIC));
+  let r = fmaF32x4(n, f32x4.splat(-LN2_HI), xc);
+  r = fmaF32x4(n, f32x4.splat(-LN2_LO), r);
+  let p = fmaF32x4(f32x4.splat(1.9875691500e-4), r, f32x4.splat(1.3981999507e-3));
+  p = fmaF32x4(p, r, f32x4.splat(8.3334519073e-3));
+  p = fmaF32x4(p, r, f32x4.splat(4.1665795894e-2));
+  p = fmaF32x4(p, r, f32x4.splat(1.6666665459e-1));
+  p = fmaF32x4(p, r, f32x4.splat(5.0000001201e-1));
+  const y = f32x4.add(fmaF32x4(p, f32x4.mul(r, r), r), f32x4.splat(1));
+  // 2^n: bits(shifted) − bits(ROUND_MAGIC) = n (the rounded integer sits in the low mantissa bits).
+  const pow2n = i32x4.shl(i32x4.add(shifted, i32x4.splat(127 - 0x4B400000)), 23);
+  return f32x4.mul(y, pow2n);
+}
+
 @inline export function expF32(x: f32): f32 {
   return f32x4.extract_lane(expF32x4(f32x4.splat(x)), 0);
 }
