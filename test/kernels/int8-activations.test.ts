@@ -33,7 +33,8 @@ function rand(n: number, seed: number): Float32Array {
 const s = (quantType: 'nf4' | 'fp4', blockSize: number, doubleQuant: boolean, strategy: 'blockwise' | 'perChannel', zeroPoint = false): Quant4Settings =>
   ({ quantType, blockSize, doubleQuant, strategy, zeroPoint });
 
-// [N, K, settings]: panel tails (N % 8), K over several KC blocks (1536 = 3 x 512), small blocks.
+// [N, K, settings]: panel tails (N % 8), K of many blocks, small blocks (K chunks, packed rounds and
+// thread splits: int8-gemm-shapes.test.ts).
 const WEIGHTS: [number, number, Quant4Settings][] = [
   [37, 128, s('nf4', 64, true, 'blockwise')],
   [300, 576, s('nf4', 64, true, 'blockwise')],

@@ -38,7 +38,7 @@ import type { Quant4Weight } from '../../quant/types.js';
 export const INT8_MIN_ROWS = 1;
 /** Largest weight block size of the int8 path (the wasm kernels themselves need only blockSize % 4 == 0). */
 export const INT8_MAX_BLOCK = 512;
-/** Activation blocks at or below this absmax quantize to zeros (assembly/gemm-i8.ts MIN_ABSMAX). */
+/** Activation blocks at or below this absmax quantize to zeros (assembly/act-i8.ts MIN_ABSMAX). */
 const MIN_ABSMAX = Math.fround(1e-30);
 /** Levels of the activation (±127) and codebook (±63) integers. */
 const ACT_LEVELS = 127;

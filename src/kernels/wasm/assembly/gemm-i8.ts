@@ -167,12 +167,14 @@ function packPanelI8(panel: usize, d: usize, p: i32, tab: usize, invCs: f32, row
  */
 function microI8x3x8(c0: usize, c1: usize, c2: usize, a0: usize, a1: usize, a2: usize, s0: usize, s1: usize, s2: usize, u0: usize, u1: usize, u2: usize, bp: usize, sp: usize, nkb: i32, bs: i32, acc: bool): void {
   const ones = i16x8.splat(1);
+  const zero = i32x4.splat(0);
   for (let kb = 0; kb < nkb; kb++) {
     // The accumulators start at −64·Σqa (the offset correction): no subtraction at the end.
+    // Splat loads (one broadcast from memory) rather than splats of scalar loads.
     const so = <usize>kb << 2;
-    let d00 = i32x4.splat(-load<i32>(u0 + so)), d01 = d00;
-    let d10 = i32x4.splat(-load<i32>(u1 + so)), d11 = d10;
-    let d20 = i32x4.splat(-load<i32>(u2 + so)), d21 = d20;
+    let d00 = i32x4.sub(zero, v128.load32_splat(u0 + so)), d01 = d00;
+    let d10 = i32x4.sub(zero, v128.load32_splat(u1 + so)), d11 = d10;
+    let d20 = i32x4.sub(zero, v128.load32_splat(u2 + so)), d21 = d20;
     for (let g = 0; g < bs; g += 4) {
       const b0 = v128.load(bp);
       const b1 = v128.load(bp, 16);
@@ -188,15 +190,14 @@ function microI8x3x8(c0: usize, c1: usize, c2: usize, a0: usize, a1: usize, a2: 
     const w0 = v128.load(sp), w1 = v128.load(sp, 16);
     sp += 32;
     const first = !acc && kb == 0;
-    finishRow(c0, d00, d01, load<f32>(s0 + so), w0, w1, first);
-    finishRow(c1, d10, d11, load<f32>(s1 + so), w0, w1, first);
-    finishRow(c2, d20, d21, load<f32>(s2 + so), w0, w1, first);
+    finishRow(c0, d00, d01, v128.load32_splat(s0 + so), w0, w1, first);
+    finishRow(c1, d10, d11, v128.load32_splat(s1 + so), w0, w1, first);
+    finishRow(c2, d20, d21, v128.load32_splat(s2 + so), w0, w1, first);
   }
 }
 
-/** c[0..8) (+)= f32(acc) · (sa · w): one tile row at the end of a block (acc already corrected). */
-@inline function finishRow(c: usize, l: v128, h: v128, sa: f32, w0: v128, w1: v128, first: bool): void {
-  const s = f32x4.splat(sa);
+/** c[0..8) (+)= f32(acc) · (sa · w): one tile row at the end of a block (acc already corrected; s = sa in every lane). */
+@inline function finishRow(c: usize, l: v128, h: v128, s: v128, w0: v128, w1: v128, first: bool): void {
   const t0 = f32x4.convert_i32x4_s(l);
   const t1 = f32x4.convert_i32x4_s(h);
   if (first) {
