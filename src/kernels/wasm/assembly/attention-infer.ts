@@ -32,10 +32,14 @@ export function attentionInferBlock(): i32 {
   return QB;
 }
 
-/** Per-thread scratch bytes of attentionForwardInfer for `group` = H / Hkv query heads per kv head. */
+/**
+ * Per-thread scratch bytes of attentionForwardInfer for `group` = H / Hkv query heads per kv head:
+ * a multiple of 64, so the scratches of threads laid end to end share no cache line.
+ */
 export function attentionInferScratchBytes(group: i32, D: i32): i32 {
   const nv = 2 * group;
-  return group * D * 32 + nv * <i32>S_VEC_B + nv * 4 * D * 4 + 3 * nv * 16;
+  const bytes = group * D * 32 + nv * <i32>S_VEC_B + nv * 4 * D * 4 + 3 * nv * 16;
+  return (bytes + 63) & ~63;
 }
 
 /**

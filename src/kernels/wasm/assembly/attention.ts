@@ -1,6 +1,8 @@
 // Causal GQA attention forward and backward in SIMD128. Twin of src/kernels/ref/attention.ts,
-// where the math and the layouts are stated. Work is split in units the caller balances across
-// threads by cost (causal rows differ in length):
+// where the math and the layouts are stated. The forward here is the one that keeps the softmax
+// probabilities (training) and serves short query chunks (decoding); a forward without
+// probabilities over 8 or more query rows (prompt processing) takes attention-infer.ts instead.
+// Work is split in units the caller balances across threads by cost (causal rows differ in length):
 //   forward, backward part 1: u = h·Tq + i, one query row of one head (writes out / dq row i),
 //                             taken four rows at a time so value/key rows are loaded once per
 //                             four query rows (a 4x8 register tile);
