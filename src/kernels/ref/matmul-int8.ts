@@ -19,7 +19,8 @@
 // test/model/int8-activations.test.ts): per output, <= 0.39% of Σ_k|x_k·w_k| (mean 0.04%) on
 // random data; stories260K NF4: logits max |Δ| 1.0, mean 0.11, NLL +0.010 nats (perplexity
 // x1.010, where NF4 itself costs x1.137). The 7-bit codebook causes ~80% of it, the 8-bit
-// activations the rest. Speed (1 thread, M = 512, SmolLM2-135M shapes): ~76-78 GFLOPS vs 45-47 exact.
+// activations the rest. Speed (1 thread, M = 512, SmolLM2-135M shapes): ~88-96 GFLOPS (44-48 G
+// multiply-adds/s, within ~7% of the kernel's dot loop alone) vs 45-47 exact.
 // Applies at every M (decoding included) when the weight has no zero points, cols % blockSize == 0,
 // blockSize % 4 == 0 and blockSize <= INT8_MAX_BLOCK; everything else takes the exact path
 // (int8ActivationsApply). Every forward takes it, training and eval forwards included (their
