@@ -10,7 +10,8 @@
 // Lanes of a v128 are 4 positions of one query head (a "row vector"; 2·group of them per block):
 //   scores  S[v][j] = Qt·K^T as a 2x4 tile (two row vectors x four keys, one broadcast key element
 //           per FMA pair, no horizontal sums), Qt the block's queries transposed once;
-//   softmax lane-wise: the max, e^x and sums of four rows are one vector operation;
+//   softmax lane-wise: the max, the terms (as 2^t: log2 e folded into the score scale) and the
+//           sums of four rows are one vector operation;
 //   output  O[r] += P[j][r]·V[j] as a 4x8 tile (four rows of one row vector x eight columns).
 // Work inside the causal triangle: a block's keys run to its last row's end; keys some lanes
 // cannot see are masked to −inf before the softmax, and in the weighted sum each row reads only the
@@ -18,7 +19,7 @@
 // row's range or before keyStart cannot leak). Rows with no visible key output 0.
 // Not here: the probability-keeping forward and the backward (attention.ts).
 
-import { expNonPositiveF32x4, fmaF32x4 } from './vmath';
+import { exp2NonPositiveF32x4, fmaF32x4 } from './vmath';
 
 /** Query positions per unit. */
 const QB: i32 = 8;
@@ -114,20 +115,21 @@ function scoreTile(s: usize, qt: usize, nv: i32, k0: usize, kRowB: usize, n: i32
 }
 
 /**
- * Online softmax over the n keys of a tile, per row vector v < nv: the running max m grows to
- * cover the tile, c = e^(m_old − m) goes to cs[v], p = e^(s − m) replaces s, l = l·c + Σp.
- * Returns false when every c is 1 (the output needs no rescale).
+ * Online softmax over the n keys of a tile, per row vector v < nv: the running max m of the raw
+ * scores s = q·k grows to cover the tile, c = e^((m_old − m)/sqrt(D)) goes to cs[v],
+ * p = e^((s − m)/sqrt(D)) replaces s, l = l·c + Σp. Returns false when every c is 1 (the output
+ * needs no rescale). scaleLog2e = log2(e)/sqrt(D): the terms are computed as powers of 2.
  */
-function softmaxTile(s: usize, nv: i32, n: i32, scale: f32, ms: usize, ls: usize, cs: usize): bool {
+function softmaxTile(s: usize, nv: i32, n: i32, scaleLog2e: f32, ms: usize, ls: usize, cs: usize): bool {
   let rescale = false;
-  const sv = f32x4.splat(scale);
+  const cv = f32x4.splat(scaleLog2e);
   const nb = <usize>n << 4;
   for (let v = 0; v < nv; v++) {
     const vo = <usize>v << 4;
     const sb = s + <usize>v * S_VEC_B;
     const se = sb + nb;
     // pmax (one maxps) drops a NaN score from the max, but the NaN still reaches p, l and the
-    // output through e^(NaN − m), as in the reference.
+    // output through its term, as in the reference.
     let mt0 = f32x4.splat(-Infinity), mt1 = f32x4.splat(-Infinity);
     let p = sb;
     for (; p + 32 <= se; p += 32) {
@@ -137,25 +139,24 @@ function softmaxTile(s: usize, nv: i32, n: i32, scale: f32, ms: usize, ls: usize
     if (p < se) mt0 = f32x4.pmax(mt0, v128.load(p));
     const mOld = v128.load(ms + vo);
     const mNew = f32x4.pmax(mOld, f32x4.pmax(mt0, mt1));
-    // Terms e^(scale·s − scale·m) with one rounding (an FMA), as the reference's e^(s·scale − max)
-    // up to that rounding. A lane with no visible key yet (max −inf) shifts by 0, so its terms are
-    // e^−inf, not NaN.
-    const shift = v128.bitselect(f32x4.splat(0), f32x4.mul(mNew, sv), f32x4.eq(mNew, f32x4.splat(-Infinity)));
-    const negShift = f32x4.neg(shift);
-    const c = expNonPositiveF32x4(fmaF32x4(mOld, sv, negShift));
+    // Terms 2^((s − max)·C), C = log2(e)/sqrt(D): s − max is exact for the terms near the max
+    // that dominate the sums (one rounding, of the product, in both builds). A lane with no
+    // visible key yet (max −inf) shifts by 0, so its terms are 2^−inf, not NaN.
+    const shift = v128.bitselect(f32x4.splat(0), mNew, f32x4.eq(mNew, f32x4.splat(-Infinity)));
+    const c = exp2NonPositiveF32x4(f32x4.mul(f32x4.sub(mOld, shift), cv));
     if (v128.any_true(f32x4.ne(c, f32x4.splat(1)))) rescale = true;
     let sum0 = f32x4.splat(0), sum1 = f32x4.splat(0);
     p = sb;
     for (; p + 32 <= se; p += 32) {
-      const e0 = expNonPositiveF32x4(fmaF32x4(v128.load(p), sv, negShift));
-      const e1 = expNonPositiveF32x4(fmaF32x4(v128.load(p, 16), sv, negShift));
+      const e0 = exp2NonPositiveF32x4(f32x4.mul(f32x4.sub(v128.load(p), shift), cv));
+      const e1 = exp2NonPositiveF32x4(f32x4.mul(f32x4.sub(v128.load(p, 16), shift), cv));
       v128.store(p, e0);
       v128.store(p, e1, 16);
       sum0 = f32x4.add(sum0, e0);
       sum1 = f32x4.add(sum1, e1);
     }
     if (p < se) {
-      const e0 = expNonPositiveF32x4(fmaF32x4(v128.load(p), sv, negShift));
+      const e0 = exp2NonPositiveF32x4(f32x4.mul(f32x4.sub(v128.load(p), shift), cv));
       v128.store(p, e0);
       sum0 = f32x4.add(sum0, e0);
     }
@@ -287,7 +288,7 @@ export function attentionForwardInfer(
   const ms = ob + (<usize>nv << 2) * DB; // [nv][4] running max
   const ls = ms + (<usize>nv << 4); // [nv][4] running sum
   const cs = ls + (<usize>nv << 4); // [nv][4] this tile's rescale factor
-  const scale = <f32>(1 / Math.sqrt(<f64>D));
+  const scaleLog2e = <f32>(Math.LOG2E / Math.sqrt(<f64>D));
   const kRowB = <usize>kvStride << 2;
   const qRowB = <usize>(H * D) << 2;
   const nb = (Tq + QB - 1) / QB;
@@ -325,7 +326,7 @@ export function attentionForwardInfer(
           v128.store(p, v128.bitselect(f32x4.splat(-Infinity), v128.load(p), hidden));
         }
       }
-      const rescale = softmaxTile(sc, nv, n, scale, ms, ls, cs);
+      const rescale = softmaxTile(sc, nv, n, scaleLog2e, ms, ls, cs);
       const nEven = min(n, max(0, jc - j));
       const nOdd = min(n, max(0, endOdd - j));
       outputTile(ob, sc, cs, rescale, nv, v0, kRowB, nEven, nOdd, D);

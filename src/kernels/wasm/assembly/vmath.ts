@@ -1,6 +1,6 @@
 // Vector math shared by the activation, loss and attention kernels (not exported from the
-// module: v128 values do not cross the JS boundary): FMA, a vectorised e^x, row max, and the
-// exp-and-sum of a shifted row. Not kernels themselves.
+// module: v128 values do not cross the JS boundary): FMA, a vectorised e^x (and 2^t for softmax
+// terms), row max, and the exp-and-sum of a shifted row. Not kernels themselves.
 
 @inline export function fmaF32x4(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
@@ -42,27 +42,35 @@ const ROUND_MAGIC: f32 = 12582912; // 1.5 · 2^23
   return y;
 }
 
+// 2^f on [−0.5, 0.5]: degree-6 polynomial fitted to relative error (Chebyshev nodes, f32
+// coefficients): 1.6e-8 relative before the f32 rounding of Horner's steps.
+const EXP2_C1: f32 = 0.6931471824645996;
+const EXP2_C2: f32 = 0.24022646248340607;
+const EXP2_C3: f32 = 0.05550329014658928;
+const EXP2_C4: f32 = 0.009618519805371761;
+const EXP2_C5: f32 = 0.0013399859890341759;
+const EXP2_C6: f32 = 0.00015337577497120947;
+
 /**
- * e^x for lanes x <= 0 or NaN (softmax terms x = s − max): expF32x4's reduction and polynomial in
- * FMA form (relaxed build), without the overflow select. Below EXP_LO the input is clamped by a
- * NaN-preserving pmax, so e^x for x < −87.34 (and for −inf) is 2^−126 ≈ 1.2e-38, not 0: callers
- * must not rely on exact zeros (attention-infer.ts never multiplies a masked term into a row).
+ * 2^t for lanes t <= 0 or NaN (softmax terms in base 2: t = (s − max)·log2e). t = n + f with n an
+ * integer, |f| <= 1/2; 2^f by the polynomial above, 2^n from exponent bits: seven multiplier
+ * operations (expF32x4 needs eleven and its range selects). Below −125 the input is clamped (a
+ * NaN-preserving pmax), so 2^t for t < −125 (and −inf) is 2^−125 ≈ 2.4e-38, not 0: callers must
+ * not rely on exact zeros.
  */
-@inline export function expNonPositiveF32x4(x: v128): v128 {
-  const xc = f32x4.pmax(x, f32x4.splat(EXP_LO));
-  const shifted = fmaF32x4(xc, f32x4.splat(LOG2E), f32x4.splat(ROUND_MAGIC));
-  const n = f32x4.sub(shifted, f32x4.splat(ROUND_MAGIC));
-  let r = fmaF32x4(n, f32x4.splat(-LN2_HI), xc);
-  r = fmaF32x4(n, f32x4.splat(-LN2_LO), r);
-  let p = fmaF32x4(f32x4.splat(1.9875691500e-4), r, f32x4.splat(1.3981999507e-3));
-  p = fmaF32x4(p, r, f32x4.splat(8.3334519073e-3));
-  p = fmaF32x4(p, r, f32x4.splat(4.1665795894e-2));
-  p = fmaF32x4(p, r, f32x4.splat(1.6666665459e-1));
-  p = fmaF32x4(p, r, f32x4.splat(5.0000001201e-1));
-  const y = f32x4.add(fmaF32x4(p, f32x4.mul(r, r), r), f32x4.splat(1));
-  // 2^n: bits(shifted) − bits(ROUND_MAGIC) = n (the rounded integer sits in the low mantissa bits).
-  const pow2n = i32x4.shl(i32x4.add(shifted, i32x4.splat(127 - 0x4B400000)), 23);
-  return f32x4.mul(y, pow2n);
+@inline export function exp2NonPositiveF32x4(t: v128): v128 {
+  const tc = f32x4.pmax(t, f32x4.splat(-125));
+  const tm = f32x4.add(tc, f32x4.splat(ROUND_MAGIC));
+  const f = f32x4.sub(tc, f32x4.sub(tm, f32x4.splat(ROUND_MAGIC)));
+  let p = fmaF32x4(f32x4.splat(EXP2_C6), f, f32x4.splat(EXP2_C5));
+  p = fmaF32x4(p, f, f32x4.splat(EXP2_C4));
+  p = fmaF32x4(p, f, f32x4.splat(EXP2_C3));
+  p = fmaF32x4(p, f, f32x4.splat(EXP2_C2));
+  p = fmaF32x4(p, f, f32x4.splat(EXP2_C1));
+  p = fmaF32x4(p, f, f32x4.splat(1));
+  // 2^n: bits(tm) − bits(ROUND_MAGIC) = n; a multiply (not an exponent add) keeps NaN lanes NaN.
+  const pow2n = i32x4.shl(i32x4.add(tm, i32x4.splat(127 - 0x4B400000)), 23);
+  return f32x4.mul(p, pow2n);
 }
 
 @inline export function expF32(x: f32): f32 {
