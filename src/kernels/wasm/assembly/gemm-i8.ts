@@ -29,10 +29,10 @@ import { I8_OFFSET, i8CodeTable, quantizeRowsI8 } from './act-i8';
 /** K columns of 8 weight rows decoded per packing round (a multiple of 32: the decoder's step). */
 const PACK_KC: i32 = 512;
 /**
- * Packed bytes of one cache block of panels, reused by every 4-row tile: half of Zen4's 1 MiB L2
- * (the rest holds the activation rows streaming through and the output). K up to KC_WHOLE stays
- * whole (one pass over the output); a 4-row activation tile (4·K bytes) and a panel (8·K bytes)
- * then stay in L1 while a tile runs.
+ * Packed bytes of one cache block of panels, reused by every 3-row tile: half of Zen4's 1 MiB L2
+ * (the rest holds the activation rows streaming through and the output; 128-512 KiB measured the
+ * same). K up to KC_WHOLE stays whole (one pass over the output); a 3-row activation tile (3·K
+ * bytes) and a panel (8·K bytes) then stay in L1 while a tile runs.
  */
 const L2_PANEL_BYTES: i32 = 512 * 1024;
 const KC_WHOLE: i32 = 2048;
