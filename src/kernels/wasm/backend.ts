@@ -261,7 +261,7 @@ export class WasmKernels implements Kernels {
 
   /**
    * The int8-activation X·Wᵀ (assembly/gemm-i8.ts) of one weight or of weights sharing x (q/k/v,
-   * gate/up: x quantized once). Two pool tasks: quantize x (by rows) and pack the weights' 8-column
+   * gate/up: x quantized once). Two pool tasks: quantize x (by 3-row tiles) and pack the weights' 8-column
    * panels once into one shared area (by panels), then the product split by panels (columns) or
    * rows. Weights whose packed panels exceed INT8_PACKED_MAX_BYTES go in rounds of panels.
    */
@@ -276,13 +276,15 @@ export class WasmKernels implements Kernels {
     const roundPanels = 2 * Math.ceil(panels / rounds / 2);
     const codeBytes = Math.ceil((M * K) / 64) * 64;
     const scaleBytes = Math.ceil((M * nb * 4) / 64) * 64;
-    const need = codeBytes + 2 * scaleBytes + roundPanels * panelBytes;
+    const tileBytes = Math.ceil((Math.ceil(M / 3) * 3 * K) / 64) * 64;
+    const need = codeBytes + tileBytes + 2 * scaleBytes + roundPanels * panelBytes;
     if (this.int8Area.bytes < need) {
       if (this.int8Area.bytes > 0) this.heap.free(this.int8Area.off);
       this.int8Area = { off: this.heap.alloc(need), bytes: need };
     }
     const q = this.int8Area.off;
-    const sa = q + codeBytes;
+    const qt = q + codeBytes;
+    const sa = qt + tileBytes;
     const sums = sa + scaleBytes;
     const packed = sums + scaleBytes;
     const table = this.fillManyTable(descs, pys);
@@ -292,16 +294,16 @@ export class WasmKernels implements Kernels {
     const rowTiles = Math.ceil(M / 3);
     for (let r0 = 0; r0 < panels; r0 += roundPanels) {
       const r1 = Math.min(panels, r0 + roundPanels);
-      const rowShares = r0 === 0 ? evenShares(M, parts, 1) : evenShares(0, parts, 1);
+      const rowShares = r0 === 0 ? evenShares(M, parts, 3) : evenShares(0, parts, 3);
       const panelShares = evenShares(r1 - r0, parts, 1);
-      this.pool.run('gemmI8Prepare', rowShares.map(([m0, m1], t) => [table, count, px, q, sa, sums, m0, m1, r0 + panelShares[t][0], r0 + panelShares[t][1], packed, r0, this.scratch[t]]));
+      this.pool.run('gemmI8Prepare', rowShares.map(([m0, m1], t) => [table, count, px, q, qt, sa, sums, m0, m1, r0 + panelShares[t][0], r0 + panelShares[t][1], packed, r0, this.scratch[t]]));
       // By columns in pairs of panels: 64 output bytes, so threads share no cache line of a row
       // (when the weight's first panel is even in the numbering: q/k/v, gate/up).
       const byCols = r1 - r0 >= rowTiles || r1 - r0 >= 4 * parts;
       const shares: Share[] = byCols
         ? evenShares(r1 - r0, parts, 2).map(([a, b]): Share => [0, M, r0 + a, r0 + b])
         : evenShares(M, parts, 3).map(([a, b]): Share => [a, b, r0, r1]);
-      this.pool.run('gemmI8Run', shares.map(([m0, m1, p0, p1], t) => [table, count, q, sa, sums, m0, m1, p0, p1, +accumulate, packed, r0, this.scratch[t]]));
+      this.pool.run('gemmI8Run', shares.map(([m0, m1, p0, p1], t) => [table, count, qt, sa, sums, m0, m1, p0, p1, +accumulate, packed, r0, this.scratch[t]]));
     }
   }
 
@@ -546,8 +548,8 @@ export class WasmKernels implements Kernels {
       this.manyTable[0] = d;
       this.manyTable[1] = bufs[0].c;
       this.pool.run('gemvQ4Many', all((u, t) => [this.manyTable.byteOffset, 1, u.a, 1, Math.floor((t * N) / T), Math.floor(((t + 1) * N) / T), 0, this.scratch[t]]));
-      this.pool.run('gemmI8Prepare', all((u, t) => [u.i8table, 1, u.a, u.p, u.am, u.pos, 0, 5, 0, N / 8, u.i8packed, 0, this.scratch[t]]));
-      this.pool.run('gemmI8Run', all((u, t) => [u.i8table, 1, u.p, u.am, u.pos, 0, 5, 0, N / 8, rep & 1, u.i8packed, 0, this.scratch[t]]));
+      this.pool.run('gemmI8Prepare', all((u, t) => [u.i8table, 1, u.a, u.p, u.p + 1024, u.am, u.pos, 0, 5, 0, N / 8, u.i8packed, 0, this.scratch[t]]));
+      this.pool.run('gemmI8Run', all((u, t) => [u.i8table, 1, u.p + 1024, u.am, u.pos, 0, 5, 0, N / 8, rep & 1, u.i8packed, 0, this.scratch[t]]));
       this.pool.run('q4DequantizeRows', all((u) => [d, 0, 8, u.x]));
       this.pool.run('quantizeBlockwise4', all((u) => [u.p, u.am, u.x, 4000, 64, 7, this.quantTables.nf4]));
       this.layers.warmUp(bufs, rep);

@@ -159,13 +159,15 @@ function packPanelI8(panel: usize, d: usize, p: i32, tab: usize, invCs: f32, row
 
 /**
  * 3x8 tile over nkb blocks: row r of c (+)= Σ_kb f32(dot − corr) · (sa(r, kb) · ws(·, kb)).
- * Row r: c_r its 8 outputs, a_r its codes at the first k, s_r / u_r its first block scale /
- * correction (f32 / i32 per block); bp/sp: the panel's codes and scales at the first k / block.
+ * c_r: row r's 8 outputs; a: the tile's interleaved codes at the first k (see gemmI8Prepare);
+ * s_r / u_r: row r's first block scale / correction (f32 / i32 per block); bp/sp: the panel's codes
+ * and scales at the first k / block.
  * Three rows, not four: 6 accumulators + 2 weight vectors + 3 activation splats + the ones vector
  * fit V8's 15 usable xmm registers (a 4x8 tile spills one accumulator: ~5% slower measured alone,
- * ~20% with the sibling hyperthread busy).
+ * ~20% with the other core busy). One activation pointer and the loop bound on bp: the fewest
+ * instructions per step (~5% faster with the other core busy than three row pointers and a counter).
  */
-function microI8x3x8(c0: usize, c1: usize, c2: usize, a0: usize, a1: usize, a2: usize, s0: usize, s1: usize, s2: usize, u0: usize, u1: usize, u2: usize, bp: usize, sp: usize, nkb: i32, bs: i32, acc: bool): void {
+function microI8x3x8(c0: usize, c1: usize, c2: usize, a: usize, s0: usize, s1: usize, s2: usize, u0: usize, u1: usize, u2: usize, bp: usize, sp: usize, nkb: i32, bs: i32, acc: bool): void {
   const ones = i16x8.splat(1);
   const zero = i32x4.splat(0);
   for (let kb = 0; kb < nkb; kb++) {
@@ -175,18 +177,19 @@ function microI8x3x8(c0: usize, c1: usize, c2: usize, a0: usize, a1: usize, a2: 
     let d00 = i32x4.sub(zero, v128.load32_splat(u0 + so)), d01 = d00;
     let d10 = i32x4.sub(zero, v128.load32_splat(u1 + so)), d11 = d10;
     let d20 = i32x4.sub(zero, v128.load32_splat(u2 + so)), d21 = d20;
-    for (let g = 0; g < bs; g += 4) {
+    const end = bp + (<usize>bs << 3);
+    do {
       const b0 = v128.load(bp);
       const b1 = v128.load(bp, 16);
-      let x = v128.load32_splat(a0);
+      let x = v128.load32_splat(a);
       d00 = dot4(x, b0, d00, ones); d01 = dot4(x, b1, d01, ones);
-      x = v128.load32_splat(a1);
+      x = v128.load32_splat(a, 4);
       d10 = dot4(x, b0, d10, ones); d11 = dot4(x, b1, d11, ones);
-      x = v128.load32_splat(a2);
+      x = v128.load32_splat(a, 8);
       d20 = dot4(x, b0, d20, ones); d21 = dot4(x, b1, d21, ones);
-      a0 += 4; a1 += 4; a2 += 4;
+      a += 12;
       bp += 32;
-    }
+    } while (bp < end);
     const w0 = v128.load(sp), w1 = v128.load(sp, 16);
     sp += 32;
     const first = !acc && kb == 0;
@@ -212,16 +215,52 @@ function microI8x3x8(c0: usize, c1: usize, c2: usize, a0: usize, a1: usize, a2: 
 // ---- tasks --------------------------------------------------------------------------------------
 
 /**
+ * Rows [m0, m1) of the row-major codes q [·, K] into 3-row tiles at qt: tile t (rows 3t..3t+2) at
+ * qt + 3K·t, 4-k group g at 12g: [row 3t x k 4g..4g+3][row 3t+1 ...][row 3t+2 ...], so the
+ * micro-kernel reads a tile through one pointer. m0 % 3 == 0; a last tile past m1 repeats row
+ * m1 − 1 (its outputs go to a scratch tile).
+ */
+function interleaveTilesI8(q: usize, qt: usize, K: i32, m0: i32, m1: i32): void {
+  for (let i = m0; i < m1; i += 3) {
+    const r0 = q + <usize>i * <usize>K;
+    const r1 = q + <usize>min(i + 1, m1 - 1) * <usize>K;
+    const r2 = q + <usize>min(i + 2, m1 - 1) * <usize>K;
+    const out = qt + <usize>i * <usize>K; // tile i / 3 starts at 3K · i / 3
+    let k = 0;
+    for (; k + 16 <= K; k += 16) {
+      // Four 4-k groups of each row: 48 bytes out.
+      const x0 = v128.load(r0 + <usize>k), x1 = v128.load(r1 + <usize>k), x2 = v128.load(r2 + <usize>k);
+      const lo = v128.shuffle<i32>(x0, x1, 0, 4, 1, 5); // r0g0 r1g0 r0g1 r1g1
+      const hi = v128.shuffle<i32>(x0, x1, 2, 6, 3, 7); // r0g2 r1g2 r0g3 r1g3
+      const o = out + <usize>(3 * k);
+      v128.store(o, v128.shuffle<i32>(lo, x2, 0, 1, 4, 2)); // r0g0 r1g0 r2g0 r0g1
+      v128.store(o, v128.shuffle<i32>(v128.shuffle<i32>(lo, x2, 3, 5, 3, 5), hi, 0, 1, 4, 5), 16); // r1g1 r2g1 r0g2 r1g2
+      v128.store(o, v128.shuffle<i32>(hi, x2, 6, 2, 3, 7), 32); // r2g2 r0g3 r1g3 r2g3
+    }
+    for (; k < K; k += 4) {
+      const o = out + <usize>(3 * k);
+      store<u32>(o, load<u32>(r0 + <usize>k));
+      store<u32>(o + 4, load<u32>(r1 + <usize>k));
+      store<u32>(o + 8, load<u32>(r2 + <usize>k));
+    }
+  }
+}
+
+/**
  * First task: rows [m0, m1) of x [M, K] (f32) quantized into q / sa / sums (act-i8.ts layout, for
- * all M rows), and panels [p0, p1) of the call (numbered weight after weight through the
+ * all M rows) and interleaved into 3-row tiles at qt (interleaveTilesI8; m0 % 3 == 0, m1 % 3 == 0
+ * or m1 == M), and panels [p0, p1) of the call (numbered weight after weight through the
  * {descriptor, y} table of `count` entries) packed into `packed`, which holds panels from number
  * held0 on (gemmI8PanelBytes each).
  */
-export function gemmI8Prepare(table: usize, count: i32, x: usize, q: usize, sa: usize, sums: usize, m0: i32, m1: i32, p0: i32, p1: i32, packed: usize, held0: i32, scratch: usize): void {
+export function gemmI8Prepare(table: usize, count: i32, x: usize, q: usize, qt: usize, sa: usize, sums: usize, m0: i32, m1: i32, p0: i32, p1: i32, packed: usize, held0: i32, scratch: usize): void {
   const d0 = <usize>load<u32>(table);
   const K = load<i32>(d0, Q4D_COLS);
   const bs = load<i32>(d0, Q4D_BLOCK_SIZE);
-  if (m1 > m0) quantizeRowsI8(x, K, bs, m0, m1, q, sa, sums, false);
+  if (m1 > m0) {
+    quantizeRowsI8(x, K, bs, m0, m1, q, sa, sums, false);
+    interleaveTilesI8(q, qt, K, m0, m1);
+  }
   const panelBytes = <usize>gemmI8PanelBytes(K, bs);
   const row = scratch;
   const tab = row + <usize>(8 * PACK_KC);
@@ -240,9 +279,10 @@ export function gemmI8Prepare(table: usize, count: i32, x: usize, q: usize, sa: 
 
 /**
  * Second task: output rows [m0, m1) x panels [p0, p1) of the call (numbering and table as in
- * gemmI8Prepare, which filled q / sa / sums and `packed`). accumulate != 0 adds to y.
+ * gemmI8Prepare, which filled qt / sa / sums and `packed`; m0 % 3 == 0, m1 % 3 == 0 or m1 == M).
+ * accumulate != 0 adds to y.
  */
-export function gemmI8Run(table: usize, count: i32, q: usize, sa: usize, sums: usize, m0: i32, m1: i32, p0: i32, p1: i32, accumulate: i32, packed: usize, held0: i32, scratch: usize): void {
+export function gemmI8Run(table: usize, count: i32, qt: usize, sa: usize, sums: usize, m0: i32, m1: i32, p0: i32, p1: i32, accumulate: i32, packed: usize, held0: i32, scratch: usize): void {
   if (m1 <= m0 || p1 <= p0) return;
   const d0 = <usize>load<u32>(table);
   const K = load<i32>(d0, Q4D_COLS);
@@ -271,7 +311,7 @@ export function gemmI8Run(table: usize, count: i32, q: usize, sa: usize, sums: u
         const a = max(pb, first), b = min(pe, first + np);
         if (a < b) {
           const y = <usize>load<u32>(e, 4);
-          runPanels(y, N, q, sa, sums, K, bs, m0, m1, a - first, b - first, packed + <usize>(a - held0) * <usize>panelBytes, panelBytes, kb0, nkb, acc, scratch);
+          runPanels(y, N, qt, sa, sums, K, bs, m0, m1, a - first, b - first, packed + <usize>(a - held0) * <usize>panelBytes, panelBytes, kb0, nkb, acc, scratch);
         }
         first += np;
       }
@@ -282,10 +322,10 @@ export function gemmI8Run(table: usize, count: i32, q: usize, sa: usize, sums: u
 /**
  * y[m0..m1) x local panels [pa, pb) of one weight (N rows = output columns), K-blocks
  * [kb0, kb0 + nkb); wp: packed local panel pa (the next ones follow it). Tiles of 3 rows; a last
- * tile of 1 or 2 rows repeats its last row into a scratch row, a panel past the weight's last
- * column goes through a scratch tile.
+ * tile of 1 or 2 rows (its codes repeat its last row) and a panel past the weight's last column
+ * go through a scratch tile.
  */
-function runPanels(y: usize, N: i32, q: usize, sa: usize, sums: usize, K: i32, bs: i32, m0: i32, m1: i32, pa: i32, pb: i32, wp: usize, panelBytes: i32, kb0: i32, nkb: i32, acc: bool, scratch: usize): void {
+function runPanels(y: usize, N: i32, qt: usize, sa: usize, sums: usize, K: i32, bs: i32, m0: i32, m1: i32, pa: i32, pb: i32, wp: usize, panelBytes: i32, kb0: i32, nkb: i32, acc: bool, scratch: usize): void {
   const nb = K / bs;
   const ldy = <usize>N * 4;
   const k0 = kb0 * bs;
@@ -293,7 +333,7 @@ function runPanels(y: usize, N: i32, q: usize, sa: usize, sums: usize, K: i32, b
   for (let i = m0; i < m1; i += 3) {
     const rows = min(3, m1 - i);
     const i1 = i + min(1, rows - 1), i2 = i + min(2, rows - 1);
-    const a0 = q + <usize>i * <usize>K + <usize>k0, a1 = q + <usize>i1 * <usize>K + <usize>k0, a2 = q + <usize>i2 * <usize>K + <usize>k0;
+    const at = qt + <usize>i * <usize>K + <usize>(3 * k0); // tile i / 3 (interleaveTilesI8)
     const o0 = <usize>(i * nb + kb0) << 2, o1 = <usize>(i1 * nb + kb0) << 2, o2 = <usize>(i2 * nb + kb0) << 2;
     for (let p = pa; p < pb; p++) {
       const bp = wp + <usize>(p - pa) * <usize>panelBytes;
@@ -302,12 +342,12 @@ function runPanels(y: usize, N: i32, q: usize, sa: usize, sums: usize, K: i32, b
       const cij = y + <usize>i * ldy + <usize>(8 * p) * 4;
       const cols = min(8, N - 8 * p);
       if (cols == 8 && rows == 3) {
-        microI8x3x8(cij, cij + ldy, cij + 2 * ldy, a0, a1, a2, sa + o0, sa + o1, sa + o2, sums + o0, sums + o1, sums + o2, codes, scl, nkb, bs, acc);
+        microI8x3x8(cij, cij + ldy, cij + 2 * ldy, at, sa + o0, sa + o1, sa + o2, sums + o0, sums + o1, sums + o2, codes, scl, nkb, bs, acc);
       } else {
         for (let r = 0; r < rows; r++) for (let jj = 0; jj < cols; jj++) {
           store<f32>(tile + <usize>(r * 8 + jj) * 4, load<f32>(cij + <usize>r * ldy + <usize>jj * 4));
         }
-        microI8x3x8(tile, tile + 32, tile + 64, a0, a1, a2, sa + o0, sa + o1, sa + o2, sums + o0, sums + o1, sums + o2, codes, scl, nkb, bs, acc);
+        microI8x3x8(tile, tile + 32, tile + 64, at, sa + o0, sa + o1, sa + o2, sums + o0, sums + o1, sums + o2, codes, scl, nkb, bs, acc);
         for (let r = 0; r < rows; r++) for (let jj = 0; jj < cols; jj++) {
           store<f32>(cij + <usize>r * ldy + <usize>jj * 4, load<f32>(tile + <usize>(r * 8 + jj) * 4));
         }
