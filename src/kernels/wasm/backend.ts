@@ -261,9 +261,10 @@ export class WasmKernels implements Kernels {
 
   /**
    * The int8-activation X·Wᵀ (assembly/gemm-i8.ts) of one weight or of weights sharing x (q/k/v,
-   * gate/up: x quantized once). Two pool tasks: quantize x (by 3-row tiles) and pack the weights' 8-column
-   * panels once into one shared area (by panels), then the product split by panels (columns) or
-   * rows. Weights whose packed panels exceed INT8_PACKED_MAX_BYTES go in rounds of panels.
+   * gate/up: x quantized once). Two pool tasks: quantize x (by 3-row tiles) and pack the weights'
+   * 8-column panels once into one shared area (by panels), then the product split by panels
+   * (columns) or rows. Weights whose packed panels exceed INT8_PACKED_MAX_BYTES go in rounds of
+   * panels.
    */
   private gemmInt8(pys: readonly number[], px: number, descs: readonly number[], ws: readonly Quant4Weight[], M: number, accumulate: boolean): void {
     const K = ws[0].cols;
