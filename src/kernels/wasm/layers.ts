@@ -145,8 +145,10 @@ export class LayerKernels {
       // Inference: blocks of query positions x every query head of a kv head (assembly/attention-infer.ts).
       const block = this.pool.exports.attentionInferBlock();
       const blocks = Math.ceil(g.Tq / block);
-      const blockKeys = (b: number) => queryRowKeys(g, Math.min(g.Tq, (b + 1) * block) - 1) * Math.min(block, g.Tq - b * block);
-      const shares = this.balancedShares(g.Hkv * blocks, (u) => blockKeys(u % blocks) * g.group, 4 * g.D);
+      // A block's cost: its rows times its last row's keys, plus block² for the causal edge and the
+      // per-block set-up (transposing queries, normalising rows) that even a short block pays.
+      const blockCost = (b: number) => queryRowKeys(g, Math.min(g.Tq, (b + 1) * block) - 1) * Math.min(block, g.Tq - b * block) + block * block;
+      const shares = this.balancedShares(g.Hkv * blocks, (u) => blockCost(u % blocks) * g.group, 4 * g.D);
       const bytes = this.pool.exports.attentionInferScratchBytes(g.group, g.D);
       const scratch = s.reserve(shares.length * bytes);
       this.pool.run('attentionForwardInfer', shares.map(([u0, u1], t) => [po, pq, pk, pv, ...dimArgs, u0, u1, scratch + t * bytes]));
