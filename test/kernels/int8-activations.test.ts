@@ -162,24 +162,27 @@ for (const variant of ['relaxed', 'simd'] as const) {
         }
       });
 
-      for (const M of [12, 4]) test(`a non-finite activation makes its output row non-finite (never a silent value), M=${M}`, () => {
+      // M = 1: the four-row GEMV; M = 4: the decoded-row GEMV; M = 12: the GEMM.
+      for (const M of [12, 4, 1]) test(`a non-finite activation makes its output row non-finite (never a silent value), M=${M}`, () => {
         const N = 16, K = 128;
+        const bad = Math.min(3, M - 1);
         const w = quantizeTensor(rand(N * K, 5), [N, K], s('nf4', 64, true, 'blockwise'));
-        for (const bad of [NaN, Infinity]) {
+        for (const value of [NaN, Infinity]) {
           const x = rand(M * K, 6);
-          x[3 * K + 70] = bad;
+          x[bad * K + 70] = value;
           const y = new Float32Array(M * N);
           k.matmulXWtQ4(y, x, w, M, false);
-          for (let n = 0; n < N; n++) assert.ok(!Number.isFinite(y[3 * N + n]), `row 3 col ${n} with ${bad}`);
-          for (let n = 0; n < N; n++) assert.ok(Number.isFinite(y[2 * N + n]));
+          for (let n = 0; n < N; n++) assert.ok(!Number.isFinite(y[bad * N + n]), `row ${bad} col ${n} with ${value}`);
+          for (let i = 0; i < M * N; i++) if (Math.floor(i / N) !== bad) assert.ok(Number.isFinite(y[i]), `element ${i}`);
         }
       });
 
-      for (const M of [12, 3]) test(`a block of tiny activations (127 / absmax would overflow) quantizes to zeros, as the twin, M=${M}`, () => {
+      for (const M of [12, 3, 1]) test(`a block of tiny activations (127 / absmax would overflow) quantizes to zeros, as the twin, M=${M}`, () => {
         const N = 16, K = 128;
         const w = quantizeTensor(rand(N * K, 5), [N, K], s('nf4', 64, true, 'blockwise'));
         const x = rand(M * K, 7);
-        for (let k = 0; k < 64; k++) x[2 * K + k] = (k - 32) * 1e-38;
+        const tiny = Math.min(2, M - 1);
+        for (let k = 0; k < 64; k++) x[tiny * K + k] = (k - 32) * 1e-38;
         const want = new Float32Array(M * N);
         matmulXWtQ4Int8Ref(want, x, w, M, false);
         const got = new Float32Array(M * N);
