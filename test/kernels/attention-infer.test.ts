@@ -32,6 +32,8 @@ const CASES: Case[] = [
   { label: 'cache keyStart beyond a whole block', Tq: 17, Tk: 20, H: 3, Hkv: 3, D: 16, qOffset: 3, keyStart: 13, capacity: 24 },
   { label: 'T150 three key tiles, sharp scores', Tq: 150, Tk: 150, H: 3, Hkv: 1, D: 64, qOffset: 0, span: 4 },
   { label: 'cache chunk Tq8 at 100 (one block, long keys)', Tq: 8, Tk: 108, H: 9, Hkv: 3, D: 64, qOffset: 100, kvStride: 3 * 64, capacity: 120 },
+  // ~3e7 flop-equivalents: the backend splits it over 3 threads (> 4e6 per thread), cutting inside a kv head.
+  { label: 'T181 GQA 6/2 D64 keyStart3 (split over the threads)', Tq: 181, Tk: 181, H: 6, Hkv: 2, D: 64, qOffset: 0, keyStart: 3 },
 ];
 
 /** q, k, v for a case; cache rows [Tk, capacity) are NaN. */
