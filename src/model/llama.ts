@@ -31,7 +31,7 @@ import type { Kernels } from '../kernels/kernels.js';
 import { Arena } from '../nn/arena.js';
 import type { SequenceContext } from '../nn/attention.js';
 import {
-  createDecoderLayerCache, createDecoderLayerGradScratch, decoderLayerBackward, decoderLayerForward, layerLinears,
+  createDecoderLayerCache, createDecoderLayerGradScratch, decoderLayerBackward, decoderLayerForward, decoderLayerForwardLastRows, layerLinears,
   type DecoderLayerCache, type DecoderLayerWeights,
 } from '../nn/decoder-layer.js';
 import { embeddingForward } from '../nn/embedding.js';
@@ -190,22 +190,21 @@ export class LlamaModel<C extends LlamaDims = ModelConfig, Tok = TextTokenizer> 
     let x = ws.x;
     let y = ws.y;
     embeddingForward(this.kernels, x, this.weights.embed, ids, N, C);
+    // With logits at the last rows only, the last layer runs those rows alone (its keys and
+    // values still cover every row): x then holds B rows.
+    const lastRowsOnly = opts.logits === 'last';
     for (let l = 0; l < cfg.numLayers; l++) {
-      decoderLayerForward(this.kernels, y, ws.layer, this.weights.layers[l], x, ctx, cache === null ? null : cache.layers[l], C);
+      const kv = cache === null ? null : cache.layers[l];
+      if (lastRowsOnly && l === cfg.numLayers - 1) decoderLayerForwardLastRows(this.kernels, y, ws.layer, this.weights.layers[l], x, ctx, kv, C);
+      else decoderLayerForward(this.kernels, y, ws.layer, this.weights.layers[l], x, ctx, kv, C);
       [x, y] = [y, x];
     }
     if (cache !== null) cache.length = startPos + T;
 
     // Final norm and lm head on the rows whose logits are wanted (x holds the last layer's output).
-    let rows = N;
-    let hidden = x;
-    if (opts.logits === 'last') {
-      rows = B;
-      for (let b = 0; b < B; b++) y.set(x.subarray((b * T + T - 1) * C, (b * T + T) * C), b * C);
-      hidden = y;
-    }
-    const normed = hidden === x ? y : x;
-    rmsnormForward(this.kernels, normed, { x: null, rstd: ws.layer.n1.rstd }, this.weights.norm, hidden, rows, C);
+    const rows = lastRowsOnly ? B : N;
+    const normed = y;
+    rmsnormForward(this.kernels, normed, { x: null, rstd: ws.layer.n1.rstd }, this.weights.norm, x, rows, C);
     const V = cfg.vocabSize;
     const logits = this.kernels.allocF32(rows * V);
     try {

@@ -96,28 +96,64 @@ export function createAttentionGradScratch(arena: Arena, w: AttentionWeights, N:
 export function attentionForward(k: Kernels, out: Float32Array, cache: AttentionCache, w: AttentionWeights, x: Float32Array, ctx: SequenceContext, kv: LayerKv | null): void {
   const { B, T } = ctx;
   const N = B * T;
-  const { H, Hkv, D } = w;
+  const { H, D } = w;
   const qd = H * D;
-  const kd = Hkv * D;
   linearForwardShared(k, [cache.q, cache.k, cache.v], [cache.qc, cache.kc, cache.vc], [w.q, w.k, w.v], x, N, [cache.xa.q, cache.xa.k, cache.xa.v]);
   ropeForward(k, cache.q, ctx.positions, ctx.rope, N, H, qd);
-  ropeForward(k, cache.k, ctx.positions, ctx.rope, N, Hkv, kd);
+  ropeKeysAndCache(k, cache, w, ctx, kv);
   for (let b = 0; b < B; b++) {
-    const rows = (buf: Float32Array, width: number): Float32Array => buf.subarray(b * T * width, (b + 1) * T * width);
-    const keyStart = ctx.keyStart === null ? 0 : ctx.keyStart[b];
-    if (kv === null) {
-      k.attentionForward(rows(cache.att, qd), cache.probs === null ? null : cache.probs[b], rows(cache.q, qd), rows(cache.k, kd), rows(cache.v, kd),
-        { Tq: T, Tk: T, H, Hkv, D, qOffset: 0, keyStart });
-    } else {
-      const base = b * kv.maxTokens * kd;
-      kv.k.set(rows(cache.k, kd), base + ctx.startPos * kd);
-      kv.v.set(rows(cache.v, kd), base + ctx.startPos * kd);
-      const Tk = ctx.startPos + T;
-      k.attentionForward(rows(cache.att, qd), null, rows(cache.q, qd), kv.k.subarray(base, base + Tk * kd), kv.v.subarray(base, base + Tk * kd),
-        { Tq: T, Tk, H, Hkv, D, qOffset: ctx.startPos, keyStart });
-    }
+    const keys = keysOf(cache, w, ctx, kv, b);
+    k.attentionForward(cache.att.subarray(b * T * qd, (b + 1) * T * qd), cache.probs === null ? null : cache.probs[b], cache.q.subarray(b * T * qd, (b + 1) * T * qd),
+      keys.k, keys.v, { Tq: T, Tk: keys.Tk, H, Hkv: w.Hkv, D, qOffset: keys.Tk - T, keyStart: keys.keyStart });
   }
   linearForward(k, out, cache.oc, w.o, cache.att, N, cache.xa.o);
+}
+
+/**
+ * attentionForward for the last row of each sequence only: out[B, C] from xLast[B, C] (those
+ * rows of x). Keys and values are still made (and cached) for every row of x[N, C]; the query,
+ * the attention and the o projection run on B rows. Serves the last layer of a forward whose
+ * logits are wanted at the last rows only (prompt processing).
+ */
+export function attentionForwardLastRows(k: Kernels, out: Float32Array, cache: AttentionCache, w: AttentionWeights, x: Float32Array, xLast: Float32Array, ctx: SequenceContext, kv: LayerKv | null): void {
+  const { B, T } = ctx;
+  const { H, D } = w;
+  const qd = H * D;
+  linearForwardShared(k, [cache.k, cache.v], [cache.kc, cache.vc], [w.k, w.v], x, B * T, [cache.xa.k, cache.xa.v]);
+  linearForward(k, cache.q, cache.qc, w.q, xLast, B, cache.xa.q);
+  const lastPositions = Int32Array.from({ length: B }, (_, b) => ctx.positions[b * T + T - 1]);
+  ropeForward(k, cache.q, lastPositions, ctx.rope, B, H, qd);
+  ropeKeysAndCache(k, cache, w, ctx, kv);
+  for (let b = 0; b < B; b++) {
+    const keys = keysOf(cache, w, ctx, kv, b);
+    k.attentionForward(cache.att.subarray(b * qd, (b + 1) * qd), null, cache.q.subarray(b * qd, (b + 1) * qd), keys.k, keys.v,
+      { Tq: 1, Tk: keys.Tk, H, Hkv: w.Hkv, D, qOffset: keys.Tk - 1, keyStart: keys.keyStart });
+  }
+  linearForward(k, out, cache.oc, w.o, cache.att, B, cache.xa.o);
+}
+
+/** RoPE on this call's key rows, then (decoding) their k/v rows into the cache at startPos. */
+function ropeKeysAndCache(k: Kernels, cache: AttentionCache, w: AttentionWeights, ctx: SequenceContext, kv: LayerKv | null): void {
+  const { B, T } = ctx;
+  const kd = w.Hkv * w.D;
+  ropeForward(k, cache.k, ctx.positions, ctx.rope, B * T, w.Hkv, kd);
+  if (kv === null) return;
+  for (let b = 0; b < B; b++) {
+    const at = b * kv.maxTokens * kd + ctx.startPos * kd;
+    kv.k.set(cache.k.subarray(b * T * kd, (b + 1) * T * kd), at);
+    kv.v.set(cache.v.subarray(b * T * kd, (b + 1) * T * kd), at);
+  }
+}
+
+/** The key/value rows sequence b attends to: this call's rows, or its cache rows 0..startPos+T-1. */
+function keysOf(cache: AttentionCache, w: AttentionWeights, ctx: SequenceContext, kv: LayerKv | null, b: number): { k: Float32Array; v: Float32Array; Tk: number; keyStart: number } {
+  const { T } = ctx;
+  const kd = w.Hkv * w.D;
+  const keyStart = ctx.keyStart === null ? 0 : ctx.keyStart[b];
+  if (kv === null) return { k: cache.k.subarray(b * T * kd, (b + 1) * T * kd), v: cache.v.subarray(b * T * kd, (b + 1) * T * kd), Tk: T, keyStart };
+  const base = b * kv.maxTokens * kd;
+  const Tk = ctx.startPos + T;
+  return { k: kv.k.subarray(base, base + Tk * kd), v: kv.v.subarray(base, base + Tk * kd), Tk, keyStart };
 }
 
 /** dx[N, C] += d attention / dx · dout (training path only: needs the probabilities). */

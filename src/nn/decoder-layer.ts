@@ -8,7 +8,7 @@
 import type { Kernels } from '../kernels/kernels.js';
 import type { Arena } from './arena.js';
 import {
-  attentionBackward, attentionForward, createAttentionCache, createAttentionGradScratch,
+  attentionBackward, attentionForward, attentionForwardLastRows, createAttentionCache, createAttentionGradScratch,
   type AttentionCache, type AttentionGradScratch, type AttentionWeights, type LayerKv, type SequenceContext,
 } from './attention.js';
 import type { Linear } from './linear.js';
@@ -90,6 +90,30 @@ export function decoderLayerForward(k: Kernels, y: Float32Array, cache: DecoderL
   rmsnormForward(k, cache.xn2, cache.n2, w.postNorm, h, N, C);
   mlpForward(k, branch, cache.mlp, w.mlp, cache.xn2, N);
   for (let i = 0; i < n; i++) y[i] = h[i] + branch[i];
+}
+
+/**
+ * y[B, C] = the layer's output at the last row of each sequence only (x [N = B·T, C]): every
+ * row still gets its keys and values (and cache rows), the rest runs on B rows. For the last
+ * layer of a forward that wants the logits of the last rows (prompt processing).
+ */
+export function decoderLayerForwardLastRows(k: Kernels, y: Float32Array, cache: DecoderLayerCache, w: DecoderLayerWeights, x: Float32Array, ctx: SequenceContext, kv: LayerKv | null, C: number): void {
+  const { B, T } = ctx;
+  rmsnormForward(k, cache.xn1, cache.n1, w.inputNorm, x, B * T, C);
+  // The residual input and the normalised input of the last rows, gathered.
+  const h = cache.h.subarray(0, B * C);
+  const xnLast = cache.xn2.subarray(0, B * C);
+  for (let b = 0; b < B; b++) {
+    const row = (b * T + T - 1) * C;
+    h.set(x.subarray(row, row + C), b * C);
+    xnLast.set(cache.xn1.subarray(row, row + C), b * C);
+  }
+  const branch = cache.branch.subarray(0, B * C);
+  attentionForwardLastRows(k, branch, cache.attn, w.attn, cache.xn1, xnLast, ctx, kv);
+  for (let i = 0; i < B * C; i++) h[i] += branch[i];
+  rmsnormForward(k, cache.xn2, cache.n2, w.postNorm, h, B, C);
+  mlpForward(k, branch, cache.mlp, w.mlp, cache.xn2, B);
+  for (let i = 0; i < B * C; i++) y[i] = h[i] + branch[i];
 }
 
 /**
