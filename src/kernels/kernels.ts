@@ -127,6 +127,8 @@ export interface Kernels {
   sumSquares(x: Float32Array, n: number): number;
   /** x[i] *= s. */
   scale(x: Float32Array, n: number, s: number): void;
+  /** out[i] = a[i] + b[i] over n (out may be a or b): residual connections. */
+  add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void;
   /**
    * One torch.optim.AdamW step for one parameter tensor, t = step number (1-based):
    * p *= 1 - lr·wd; m = β1 m + (1-β1) g; v = β2 v + (1-β2) g²;

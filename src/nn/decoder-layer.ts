@@ -86,10 +86,10 @@ export function decoderLayerForward(k: Kernels, y: Float32Array, cache: DecoderL
   attentionForward(k, cache.branch, cache.attn, w.attn, cache.xn1, ctx, kv);
   const h = cache.h;
   const branch = cache.branch;
-  for (let i = 0; i < n; i++) h[i] = x[i] + branch[i];
+  k.add(h, x, branch, n);
   rmsnormForward(k, cache.xn2, cache.n2, w.postNorm, h, N, C);
   mlpForward(k, branch, cache.mlp, w.mlp, cache.xn2, N);
-  for (let i = 0; i < n; i++) y[i] = h[i] + branch[i];
+  k.add(y, h, branch, n);
 }
 
 /**
@@ -110,10 +110,10 @@ export function decoderLayerForwardLastRows(k: Kernels, y: Float32Array, cache: 
   }
   const branch = cache.branch.subarray(0, B * C);
   attentionForwardLastRows(k, branch, cache.attn, w.attn, cache.xn1, xnLast, ctx, kv);
-  for (let i = 0; i < B * C; i++) h[i] += branch[i];
+  k.add(h, h, branch, B * C);
   rmsnormForward(k, cache.xn2, cache.n2, w.postNorm, h, B, C);
   mlpForward(k, branch, cache.mlp, w.mlp, cache.xn2, B);
-  for (let i = 0; i < B * C; i++) y[i] = h[i] + branch[i];
+  k.add(y, h, branch, B * C);
 }
 
 /**

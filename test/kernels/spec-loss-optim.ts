@@ -102,7 +102,7 @@ export function lossOptimSpecs(ctx: SpecContext): void {
   });
 
   describe('optimiser', () => {
-    it('sumSquares accumulates in f64 (n = 0, 1, odd, 1e5 elements of mixed magnitude); scale', () => {
+    it('sumSquares accumulates in f64 (n = 0, 1, odd, 1e5 elements of mixed magnitude); scale; add', () => {
       const a = new Arena(ctx.k);
       const r = rng(91);
       for (const n of [0, 1, 7, 33, 100003]) {
@@ -114,6 +114,12 @@ export function lossOptimSpecs(ctx: SpecContext): void {
         assertClose(`sumSquares n=${n}`, [ctx.k.sumSquares(xb, n)], [want], TOL_F64.sumSquares);
         ctx.k.scale(xb, n, -0.375);
         assertClose(`scale n=${n}`, xb, x.map((v) => v * -0.375), { abs: 0, rel: 0 });
+        const y = randF32(r, n);
+        const sum = a.f32(n);
+        ctx.k.add(sum, xb, a.f32(y), n);
+        assertClose(`add n=${n}`, sum, x.map((v, i) => Math.fround(Math.fround(v * -0.375) + y[i])), { abs: 0, rel: 0 });
+        ctx.k.add(xb, xb, xb, n); // out aliasing both inputs
+        assertClose(`add in place n=${n}`, xb, x.map((v) => Math.fround(v * -0.375) * 2), { abs: 0, rel: 0 });
       }
       const nan = a.f32([1, NaN, 2]);
       assert.ok(Number.isNaN(ctx.k.sumSquares(nan, 3)));

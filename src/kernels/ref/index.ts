@@ -176,6 +176,10 @@ export class RefKernels implements Kernels {
     checkBuffers('scale', { n }, [['x', x, n]]);
     scaleRef(x, n, s);
   }
+  add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void {
+    checkBuffers('add', { n }, [['out', out, n], ['a', a, n], ['b', b, n]]);
+    for (let i = 0; i < n; i++) out[i] = a[i] + b[i];
+  }
 
   adamwStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, t: number): void {
     checkBuffers('adamwStep', { n }, [['p', p, n], ['g', g, n], ['m', m, n], ['v', v, n]]);

@@ -597,6 +597,9 @@ export class WasmKernels implements Kernels {
   scale(x: Float32Array, n: number, s: number): void {
     this.layers.scale(x, n, s);
   }
+  add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void {
+    this.layers.add(out, a, b, n);
+  }
   adamwStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, t: number): void {
     this.layers.adamwStep(p, g, m, v, n, lr, beta1, beta2, eps, weightDecay, t);
   }

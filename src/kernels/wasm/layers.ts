@@ -16,7 +16,7 @@ import type { ThreadPool } from './pool.js';
 export const LAYER_KERNEL_NAMES = [
   'rmsnormForwardRows', 'rmsnormBackwardDx', 'rmsnormBackwardDw', 'ropeRows', 'siluMulForward', 'siluMulBackward',
   'softmaxRows', 'attentionForwardRows', 'attentionForwardInfer', 'attentionBackwardQ', 'attentionBackwardKV', 'crossEntropyForwardRows',
-  'crossEntropyBackwardRows', 'sumSquaresRange', 'scaleRange', 'adamwRange',
+  'crossEntropyBackwardRows', 'sumSquaresRange', 'scaleRange', 'addRange', 'adamwRange',
 ];
 
 /**
@@ -266,6 +266,15 @@ export class LayerKernels {
     s.finish();
   }
 
+  add(out: Float32Array, a: Float32Array, b: Float32Array, n: number): void {
+    checkBuffers('add', { n }, [['out', out, n], ['a', a, n], ['b', b, n]]);
+    const s = new Staging(this.heap);
+    const po = s.out(out, n, out === a || out === b);
+    const [pa, pb] = [out === a ? po : s.in(a, n), out === b ? po : s.in(b, n)];
+    this.pool.run('addRange', this.split(n, COST.elementwise * n, 4).map(([i0, i1]) => [po, pa, pb, i0, i1]));
+    s.finish();
+  }
+
   adamwStep(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, n: number, lr: number, beta1: number, beta2: number, eps: number, weightDecay: number, t: number): void {
     checkBuffers('adamwStep', { n }, [['p', p, n], ['g', g, n], ['m', m, n], ['v', v, n]]);
     if (!Number.isInteger(t) || t < 1) throw new ShapeError('adamwStep: step number must be an integer >= 1', { field: 't', expected: '>= 1', got: String(t) });
@@ -300,6 +309,7 @@ export class LayerKernels {
     this.pool.run('crossEntropyBackwardRows', all((u) => [u.c, u.a, u.pos, 0, 8, 64, -100, 0.125]));
     this.pool.run('sumSquaresRange', all((u) => [u.a, 0, 512, u.am]));
     this.pool.run('scaleRange', all((u) => [u.c, 0, 640, 0.5]));
+    this.pool.run('addRange', all((u) => [u.c, u.c, u.a, 0, 640]));
     this.pool.run('adamwRange', all((u) => [x(u, 3072), u.a, x(u, 3328), x(u, 3584), 0, 256, 0.1, 0.999, 0.001, 1e-8, 1, 1e-3, 0.5]));
   }
 }

@@ -34,6 +34,17 @@ export function scaleRange(x: usize, i0: i32, i1: i32, s: f32): void {
   for (; i < i1; i++) store<f32>(x + (<usize>i << 2), load<f32>(x + (<usize>i << 2)) * s);
 }
 
+/** out[i] = a[i] + b[i] over [i0, i1) (out may be a or b). */
+export function addRange(out: usize, a: usize, b: usize, i0: i32, i1: i32): void {
+  let i = i0;
+  for (; i + 8 <= i1; i += 8) {
+    const o = <usize>i << 2;
+    v128.store(out + o, f32x4.add(v128.load(a + o), v128.load(b + o)));
+    v128.store(out + o, f32x4.add(v128.load(a + o, 16), v128.load(b + o, 16)), 16);
+  }
+  for (; i < i1; i++) store<f32>(out + (<usize>i << 2), load<f32>(a + (<usize>i << 2)) + load<f32>(b + (<usize>i << 2)));
+}
+
 /**
  * AdamW over [i0, i1): p *= decay; m += (1−β1)(g − m); v = β2 v + (1−β2) g²;
  * p −= stepSize · m / (sqrt(v) / bc2Sqrt + eps), with oneMinusBeta1/2 = 1 − β1/2, decay = 1 − lr·wd,
