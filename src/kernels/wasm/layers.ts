@@ -15,7 +15,7 @@ import type { ThreadPool } from './pool.js';
 /** Exports of assembly/ these kernels call through the pool (appended to backend.ts's list). */
 export const LAYER_KERNEL_NAMES = [
   'rmsnormForwardRows', 'rmsnormBackwardDx', 'rmsnormBackwardDw', 'ropeRows', 'siluMulForward', 'siluMulBackward',
-  'softmaxRows', 'attentionForwardRows', 'attentionForwardInfer', 'attentionBackwardQ', 'attentionBackwardKV', 'crossEntropyForwardRows',
+  'softmaxRows', 'attentionForwardRows', 'attentionForwardInfer', 'attentionForwardDecode', 'attentionDecodeMerge', 'attentionBackwardQ', 'attentionBackwardKV', 'crossEntropyForwardRows',
   'crossEntropyBackwardRows', 'sumSquaresRange', 'scaleRange', 'addRange', 'adamwRange',
 ];
 
@@ -27,10 +27,19 @@ const COST = { elementwise: 2, norm: 6, exp: 24 } as const;
 
 /**
  * Query rows from which a forward without probabilities takes the blocked inference kernel
- * (assembly/attention-infer.ts); below, its blocks of 8 positions would be mostly padding
- * (decoding) and the row kernel is faster.
+ * (assembly/attention-infer.ts); below, its blocks of 8 positions would be mostly padding and the
+ * decoding kernel (assembly/attention-decode.ts) is faster.
  */
 const INFER_MIN_ROWS = 8;
+
+/**
+ * Weight of the decoding forward's flops when deciding its thread split. The split threshold is
+ * calibrated on compute-bound kernels; decoding reads each layer's KV cache once per token, from
+ * L3 or DRAM, and takes ~3x its in-cache time (measured: Tk = 512, 9/3 heads, D = 64, 30 layers
+ * in turn, ~90 us per call against ~31 us for one layer in cache, 1 thread), so a second thread
+ * also brings a second core's memory bandwidth.
+ */
+const DECODE_FLOP_WEIGHT = 3;
 
 /** Key rows per unit of the attention backward's second pass (KV_BLOCK in assembly/attention.ts). */
 const KV_BLOCK = 4;
@@ -152,12 +161,32 @@ export class LayerKernels {
       const bytes = this.pool.exports.attentionInferScratchBytes(g.group, g.D);
       const scratch = s.reserve(shares.length * bytes);
       this.pool.run('attentionForwardInfer', shares.map(([u0, u1], t) => [po, pq, pk, pv, ...dimArgs, u0, u1, scratch + t * bytes]));
+    } else if (probs === null) {
+      this.attentionDecode(s, po, pq, pk, pv, g, dimArgs);
     } else {
+      // Training: the row kernel, which writes the probabilities (assembly/attention.ts).
       const shares = this.balancedShares(g.H * g.Tq, (u) => queryRowKeys(g, u % g.Tq), 4 * g.D);
-      const scratch = probs !== null ? 0 : s.reserve(shares.length * 4 * g.Tk * 4); // 4 probability rows per thread
-      this.pool.run('attentionForwardRows', shares.map(([u0, u1], t) => [po, pp, pq, pk, pv, ...dimArgs, u0, u1, scratch + t * 4 * g.Tk * 4]));
+      this.pool.run('attentionForwardRows', shares.map(([u0, u1]) => [po, pp, pq, pk, pv, ...dimArgs, u0, u1, 0]));
     }
     s.finish();
+  }
+
+  /**
+   * Decoding forward (assembly/attention-decode.ts): the visible keys are cut into one chunk per
+   * thread the work pays for (Hkv = 3 kv heads do not divide over 2 threads; keys do), each chunk
+   * for every kv head and query vector; with several chunks their partial results are merged by
+   * their log-sum-exp weights afterwards.
+   */
+  private attentionDecode(s: Staging, po: number, pq: number, pk: number, pv: number, g: AttentionGeometry, dimArgs: number[]): void {
+    const nq = g.Tq * g.group;
+    if (nq === 0 || g.D === 0) return;
+    const keys = queryRowKeys(g, g.Tq - 1);
+    const chunks = this.split(keys, DECODE_FLOP_WEIGHT * 4 * g.D * nq * keys * g.Hkv).length;
+    const bytes = this.pool.exports.attentionDecodeScratchBytes(nq, g.Hkv, g.D);
+    const scratch = s.reserve(chunks * bytes);
+    const partial = chunks > 1 ? s.reserve(4 * this.pool.exports.attentionDecodePartialFloats(nq, g.Hkv, g.D, chunks)) : 0;
+    this.pool.run('attentionForwardDecode', Array.from({ length: chunks }, (_, t) => [po, partial, pq, pk, pv, ...dimArgs, chunks, t, t + 1, scratch + t * bytes]));
+    if (chunks > 1) this.pool.run('attentionDecodeMerge', [[po, partial, g.Tq, g.H, g.Hkv, g.D, chunks]]);
   }
 
   /**
@@ -303,6 +332,7 @@ export class LayerKernels {
     this.pool.run('softmaxRows', all((u) => [u.c, 0, 8, 64]));
     this.pool.run('attentionForwardRows', all((u) => [u.c, x(u, 1024), u.a, u.b, u.b, 8, 8, 1, 1, 64, 0, 0, 64, 0, 8, x(u, 0)]));
     this.pool.run('attentionForwardInfer', all((u) => [u.c, u.a, u.b, u.b, 8, 8, 1, 1, 64, 0, 0, 64, 0, 1, x(u, 0)]));
+    this.pool.run('attentionForwardDecode', all((u) => [u.c, 0, u.a, u.b, u.b, 1, 8, 1, 1, 64, 7, 0, 64, 1, 0, 1, x(u, 0)]));
     this.pool.run('attentionBackwardQ', all((u) => [u.c, x(u, 0), u.a, x(u, 1024), u.b, u.b, 8, 8, 1, 1, 64, 0, 0, 64, 0, 8]));
     this.pool.run('attentionBackwardKV', all((u) => [x(u, 2048), x(u, 2560), x(u, 0), x(u, 1024), u.a, u.a, 8, 8, 1, 1, 64, 0, 0, 64, 0, 8]));
     this.pool.run('crossEntropyForwardRows', all((u) => [u.am, u.a, u.pos, 0, 8, 64, -100]));

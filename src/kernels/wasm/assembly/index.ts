@@ -18,6 +18,7 @@ export * from './norm';
 export * from './rope';
 export * from './act';
 export * from './attention';
+export { attentionForwardDecode, attentionDecodeMerge, attentionDecodeScratchBytes, attentionDecodePartialFloats } from './attention-decode';
 export * from './loss';
 export * from './optim';
 export { gemmI8Prepare, gemmI8Run, gemmI8PanelBytes, gemmI8ScratchBytes } from './gemm-i8';
