@@ -33,13 +33,13 @@ const COST = { elementwise: 2, norm: 6, exp: 24 } as const;
 const INFER_MIN_ROWS = 8;
 
 /**
- * Weight of the decoding forward's flops when deciding its thread split. The split threshold is
- * calibrated on compute-bound kernels; decoding reads each layer's KV cache once per token, from
- * L3 or DRAM, and takes ~3x its in-cache time (measured: Tk = 512, 9/3 heads, D = 64, 30 layers
- * in turn, ~90 us per call against ~31 us for one layer in cache, 1 thread), so a second thread
- * also brings a second core's memory bandwidth.
+ * Weight of the decoding forward's flops when deciding its thread split: the split threshold
+ * assumes ~40 GFLOPS per thread, and decoding, which reads each layer's KV cache from L3 or DRAM
+ * once per token, runs at about half that (measured, 1 thread, 9/3 heads, D = 64, 30 layers in
+ * turn: Tk = 512 ~55 us per call = ~21 GFLOPS; Tk = 2048 ~245 us). A second thread also brings a
+ * second core's memory bandwidth. Not yet tuned by a 2-thread measurement.
  */
-const DECODE_FLOP_WEIGHT = 3;
+const DECODE_FLOP_WEIGHT = 2;
 
 /** Key rows per unit of the attention backward's second pass (KV_BLOCK in assembly/attention.ts). */
 const KV_BLOCK = 4;

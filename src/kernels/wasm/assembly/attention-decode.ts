@@ -2,20 +2,22 @@
 // cache, no probabilities kept, in SIMD128. Same result as attentionForwardRows (attention.ts;
 // math and layouts in src/kernels/ref/attention.ts) up to f32 summation order.
 //
-// A unit is one kv head g and one chunk of its visible keys, taken for all Tq·group query vectors
-// that read g at once (GQA: r = i·group + hh is query row i of head g·group + hh), so each key and
-// value row is loaded once for all of them. The query vectors go in sets of up to three; per key
-// tile of BK keys (in L1 between sets):
-//   scores  s_r[j] = q_r·k_j / sqrt(D): a 3x4 register tile (three query vectors x four keys,
-//           D vectorised, one transpose-add per four dots);
-//   softmax online per query vector (running max m, sum l; the output rescaled when m grows);
+// The keys go by in tiles of BK, in memory order, each tile for every kv head g and all the
+// Tq·group query vectors that read g (GQA: vector r = i·group + hh is query row i of head
+// g·group + hh), so each key and value row is loaded once for all of them and the cache streams
+// through once. Per tile, kv head and set of up to three query vectors:
+//   scores  t_r[j] = q_r·k_j·log2e / sqrt(D): a 3x3 register tile (three vectors x three keys, D
+//           vectorised from the set's interleaved queries, one transpose-add per three dots);
+//   softmax online per vector in base 2 (running max m, sum l of 2^(t − m); the output rescaled
+//           when m grows);
 //   output  o_r += Σ_j p_r[j]·v_j: a 3x3 register tile (three vectors x twelve columns).
-// Threads split the keys of each kv head into chunks (Hkv rarely divides by the thread count):
-// with one chunk the unit writes out = o / l, otherwise it writes its partial (m, l, o) and
-// attentionDecodeMerge combines the chunks by their log-sum-exp weights (flash-decoding).
+// Threads take chunks of the keys (Hkv = 3 does not divide over 2 threads; keys do): with one
+// chunk the kernel writes out = o / l, otherwise each chunk writes its partial (m, l, o) and
+// attentionDecodeMerge combines them by their log-sum-exp weights (flash-decoding).
 // Every loop over keys stays inside a query row's visible range [keyStart, i + qOffset]: vectors
 // of a set share the keys all of them see, each goes alone over the rest of its own range, so a
-// NaN or Inf in a cache row a row cannot see never reaches it (not even as 0·x).
+// NaN or Inf in a cache row a row cannot see never reaches it (not even as 0·x). (touchRows only
+// loads words of the next tile to pull its lines into cache; they reach no result.)
 // Not here: prompt processing (attention-infer.ts), the probability-keeping forward and the
 // backward (attention.ts).
 
