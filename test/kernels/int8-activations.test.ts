@@ -130,7 +130,9 @@ for (const variant of ['relaxed', 'simd'] as const) {
         const group = [quantizeTensor(rand(40 * K, seed++), [40, K], s('nf4', 64, true, 'blockwise')),
           quantizeTensor(rand(13 * K, seed++), [13, K], s('nf4', 32, true, 'blockwise')),
           quantizeTensor(rand(24 * K, seed++), [24, K], s('fp4', 64, false, 'perChannel'))];
-        for (const M of [1, 3, 12]) {
+        // With a weight the int8 path does not take (zero points), the group splits into one call each.
+        const mixed = [group[0], quantizeTensor(rand(16 * K, seed++), [16, K], s('nf4', 64, false, 'blockwise', true))];
+        for (const M of [1, 2, 3, 12]) {
           const x = rand(M * K, seed++);
           for (const accumulate of [false, true]) {
             const start = group.map((w) => rand(M * w.rows, seed++));
@@ -139,6 +141,11 @@ for (const variant of ['relaxed', 'simd'] as const) {
             k.matmulXWtQ4Many(got, x, group, M, accumulate);
             group.forEach((w, i) => k.matmulXWtQ4(want[i], x, w, M, accumulate));
             got.forEach((y, i) => assert.deepEqual(y, want[i], `weight ${i} M=${M} acc=${accumulate}`));
+            const gotMixed = mixed.map((w) => rand(M * w.rows, 7));
+            const wantMixed = gotMixed.map((y) => Float32Array.from(y));
+            k.matmulXWtQ4Many(gotMixed, x, mixed, M, accumulate);
+            mixed.forEach((w, i) => k.matmulXWtQ4(wantMixed[i], x, w, M, accumulate));
+            gotMixed.forEach((y, i) => assert.deepEqual(y, wantMixed[i], `mixed weight ${i} M=${M} acc=${accumulate}`));
           }
         }
       });

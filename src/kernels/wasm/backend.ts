@@ -39,6 +39,8 @@ const MIN_FLOPS_PER_THREAD = 4e6;
  */
 const GEMV_MAX_M_F32 = 4;
 const GEMV_MAX_M_Q4 = 8;
+/** Largest M of the int8-activation GEMV; from M = 3 the int8 GEMM is faster (576x576: 45 vs 55 us at M = 3, 87 vs 132 at M = 8). */
+const GEMV_MAX_M_INT8 = 2;
 /** GEMV is memory/decode bound (~5x fewer flops per second than GEMM): its flops weigh 5x when splitting. */
 const GEMV_FLOP_WEIGHT = 5;
 /**
@@ -247,12 +249,12 @@ export class WasmKernels implements Kernels {
     const s = new Staging(this.heap);
     const py = s.out(y, M * N, accumulate);
     const px = s.in(x, M * K);
-    if (M <= GEMV_MAX_M_Q4 && this.gemvInt8Applies([w], M)) {
+    if (this.gemvInt8Applies([w], M)) {
       this.gemvInt8([d], [py], px, M, K, N, accumulate);
-    } else if (M <= GEMV_MAX_M_Q4 && K <= this.scratchFloats) {
-      this.runGemv('gemvQ4', this.gemvRowsOf(N, M * N * K * 2 * GEMV_FLOP_WEIGHT).map(([n0, n1], t) => [py, N, px, d, M, n0, n1, +accumulate, this.scratch[t]]));
     } else if (this.int8Activations && int8ActivationsApply(w, M)) {
       this.gemmInt8([py], px, [d], [w], M, accumulate);
+    } else if (M <= GEMV_MAX_M_Q4 && K <= this.scratchFloats) {
+      this.runGemv('gemvQ4', this.gemvRowsOf(N, M * N * K * 2 * GEMV_FLOP_WEIGHT).map(([n0, n1], t) => [py, N, px, d, M, n0, n1, +accumulate, this.scratch[t]]));
     } else {
       this.gemm(py, N, px, K * 4, 4, BKind.Q4T, d, 0, M, N, K, accumulate);
     }
@@ -313,10 +315,14 @@ export class WasmKernels implements Kernels {
     const count = ws.length;
     if (count === 0) return;
     const K = ws[0].cols;
-    // Prompt sizes with int8 activations: one GEMM over the group (x quantized once), the same bits
-    // as one matmulXWtQ4 each.
-    const int8Gemm = M > GEMV_MAX_M_Q4 && this.int8Activations && ws.every((w) => int8ActivationsApply(w, M) && w.blockSize === ws[0].blockSize);
-    if (count === 1 || count > MANY_MAX_WEIGHTS || (!int8Gemm && (M > GEMV_MAX_M_Q4 || K > this.scratchFloats))) {
+    // One task over the group only where every weight takes the same path as it would alone (each
+    // ys[i] is what matmulXWtQ4 gives): with int8 activations the GEMV (small M) or one GEMM with x
+    // quantized once (same block size), else the exact GEMV.
+    const int8 = ws.map((w) => this.int8Activations && int8ActivationsApply(w, M));
+    const int8Gemv = int8.every(Boolean) && this.gemvInt8Applies(ws, M);
+    const int8Gemm = !int8Gemv && int8.every(Boolean) && ws.every((w) => w.blockSize === ws[0].blockSize);
+    const exactGemv = !int8.some(Boolean) && M <= GEMV_MAX_M_Q4 && K <= this.scratchFloats;
+    if (count === 1 || count > MANY_MAX_WEIGHTS || !(int8Gemv || int8Gemm || exactGemv)) {
       for (let i = 0; i < count; i++) this.matmulXWtQ4(ys[i], x, ws[i], M, accumulate);
       return;
     }
@@ -330,10 +336,10 @@ export class WasmKernels implements Kernels {
     const px = s.in(x, M * K);
     const pys = ys.map((y, i) => s.out(y, M * ws[i].rows, accumulate));
     const rows = ws.reduce((n, w) => n + w.rows, 0);
-    if (int8Gemm) {
-      this.gemmInt8(pys, px, descs, ws, M, accumulate);
-    } else if (this.gemvInt8Applies(ws, M)) {
+    if (int8Gemv) {
       this.gemvInt8(descs, pys, px, M, K, rows, accumulate);
+    } else if (int8Gemm) {
+      this.gemmInt8(pys, px, descs, ws, M, accumulate);
     } else {
       const table = this.fillManyTable(descs, pys);
       this.runGemv('gemvQ4Many', this.gemvRowsOf(rows, M * rows * K * 2 * GEMV_FLOP_WEIGHT).map(([r0, r1], t) => [table, count, px, M, r0, r1, +accumulate, this.scratch[t]]));
@@ -352,7 +358,7 @@ export class WasmKernels implements Kernels {
 
   /** Whether the int8-activation GEMV (assembly/gemv-i8.ts) serves these weights at this M. */
   private gemvInt8Applies(ws: readonly Quant4Weight[], M: number): boolean {
-    if (!this.int8Activations || ws.length > MANY_MAX_WEIGHTS) return false;
+    if (!this.int8Activations || M > GEMV_MAX_M_INT8 || ws.length > MANY_MAX_WEIGHTS) return false;
     const K = ws[0].cols;
     return ws.every((w) => int8ActivationsApply(w, M) && this.scratchBytes >= this.pool.exports.gemvI8ScratchBytes(M, K, w.blockSize));
   }

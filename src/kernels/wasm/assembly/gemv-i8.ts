@@ -1,5 +1,5 @@
-// The int8-activation X·Wᵀ for small M (decoding: M = 1, and batches up to the GEMV limit of
-// backend.ts) with a 4-bit weight: the arithmetic of src/kernels/ref/matmul-int8.ts (activations
+// The int8-activation X·Wᵀ for the smallest M (decoding: M = 1, or 2 sequences; from M = 3 the
+// packed GEMM of gemm-i8.ts is faster, backend.ts GEMV_MAX_M_INT8) with a 4-bit weight: the arithmetic of src/kernels/ref/matmul-int8.ts (activations
 // int8 per (row, weight block), the 7-bit integer codebook with the +64 offset, an exact integer
 // dot per block, then f32(dot) · f32(sa · f32(scale · unscale)) summed block after block), in
 // the GEMV shape: each weight row is read once and dotted with every activation row.
