@@ -5,7 +5,7 @@
 //   codebook: qw[q] = nearest(f32(codebook[q] · f32(63 / max|codebook|))) + I8_OFFSET in [1, 127],
 //             the non-negative "i7" operand of the relaxed dot product; the offset's share of a
 //             block sum, I8_OFFSET·Σqa, is stored beside each activation block and subtracted.
-// Not here: the dot products and their layouts (gemm-i8.ts, gemv-i8.ts).
+// Also the integer dot product both use (dotI8Add). Not here: their layouts (gemm-i8.ts, gemv-i8.ts).
 
 import { Q4D_CODEBOOK } from './q4desc';
 
@@ -16,6 +16,22 @@ const ROUND_MAGIC: f32 = 12582912;
 const ROUND_MAGIC_BITS: i32 = 0x4b400000;
 /** Activation blocks at or below this absmax quantize to zeros (127 / absmax must not overflow). */
 const MIN_ABSMAX: f32 = 1e-30;
+
+/**
+ * c + the exact i32 lane sums of a·b (a signed i8, b in 0..127): four lanes of four products each,
+ * 16 multiply-adds. Not the fused i32x4.relaxed_dot_i8x16_i7x16_add_s: Node 20's baseline tier
+ * (Liftoff) computes it wrongly (2·dot, the accumulator dropped; measured, V8 11.3) and its
+ * optimized lowering is slow. The split form is exact in both tiers: pmaddubsw, then pmaddwd against
+ * `ones` (a splat of 1 the caller keeps in a register; extadd_pairwise would reload a constant from
+ * memory at every use).
+ */
+@inline export function dotI8Add(a: v128, b: v128, c: v128, ones: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.add(c, i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(a, b), ones));
+  // SIMD128: the same exact integer sum through i16 products (b is 0..127, so no lane overflows).
+  const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b));
+  const hi = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b));
+  return i32x4.add(c, i32x4.add(v128.shuffle<i32>(lo, hi, 0, 2, 4, 6), v128.shuffle<i32>(lo, hi, 1, 3, 5, 7)));
+}
 
 /** round-half-even(f32(x · inv)) as i32 lanes: one add of the magic constant, no conversion. */
 @inline function roundScaled(x: v128, inv: v128, magic: v128, magicBits: v128): v128 {

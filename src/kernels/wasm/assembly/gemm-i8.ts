@@ -24,7 +24,8 @@
 // Not here: the exact f32 path (gemm.ts), small M (gemv-i8.ts), threading (backend.ts).
 
 import { Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_COLS, Q4D_PACKED, Q4D_ROWS, q4BlockScale } from './q4desc';
-import { I8_OFFSET, i8CodeTable, quantizeRowsI8 } from './act-i8';
+import { I8_OFFSET, dotI8Add, i8CodeTable, quantizeRowsI8 } from './act-i8';
+import { fmaF32x4 } from './vmath';
 
 /** K columns of 8 weight rows decoded per packing round (a multiple of 32: the decoder's step). */
 const PACK_KC: i32 = 512;
@@ -47,23 +48,6 @@ export function gemmI8PanelBytes(K: i32, bs: i32): i32 {
 /** Thread scratch: 8 decoded rows, the code table, one spill tile (3 x 8 f32). */
 export function gemmI8ScratchBytes(): i32 {
   return 8 * PACK_KC + 16 + 3 * 8 * 4;
-}
-
-@inline function dot4(a: v128, b: v128, c: v128, ones: v128): v128 {
-  // Not the fused i32x4.relaxed_dot_i8x16_i7x16_add_s: Node 20's baseline tier (Liftoff) computes
-  // it wrongly (2·dot, the accumulator dropped; measured, V8 11.3), so a kernel not yet tiered up
-  // returned wrong sums. The split form is exact in both tiers; the pmaddwd against `ones` kept in
-  // a register (extadd_pairwise would reload a constant from memory at every use).
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.add(c, i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(a, b), ones));
-  // SIMD128: the same exact integer sum through i16 products (b is 0..127, so no lane overflows).
-  const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b));
-  const hi = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b));
-  return i32x4.add(c, i32x4.add(v128.shuffle<i32>(lo, hi, 0, 2, 4, 6), v128.shuffle<i32>(lo, hi, 1, 3, 5, 7)));
-}
-
-@inline function fma(a: v128, b: v128, c: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
-  return f32x4.add(c, f32x4.mul(a, b));
 }
 
 @inline function panelsOf(d: usize): i32 {
@@ -182,11 +166,11 @@ function microI8x3x8(c0: usize, c1: usize, c2: usize, a: usize, s0: usize, s1: u
       const b0 = v128.load(bp);
       const b1 = v128.load(bp, 16);
       let x = v128.load32_splat(a);
-      d00 = dot4(x, b0, d00, ones); d01 = dot4(x, b1, d01, ones);
+      d00 = dotI8Add(x, b0, d00, ones); d01 = dotI8Add(x, b1, d01, ones);
       x = v128.load32_splat(a, 4);
-      d10 = dot4(x, b0, d10, ones); d11 = dot4(x, b1, d11, ones);
+      d10 = dotI8Add(x, b0, d10, ones); d11 = dotI8Add(x, b1, d11, ones);
       x = v128.load32_splat(a, 8);
-      d20 = dot4(x, b0, d20, ones); d21 = dot4(x, b1, d21, ones);
+      d20 = dotI8Add(x, b0, d20, ones); d21 = dotI8Add(x, b1, d21, ones);
       a += 12;
       bp += 32;
     } while (bp < end);
@@ -207,8 +191,8 @@ function microI8x3x8(c0: usize, c1: usize, c2: usize, a: usize, s0: usize, s1: u
     v128.store(c, f32x4.mul(t0, f32x4.mul(s, w0)));
     v128.store(c, f32x4.mul(t1, f32x4.mul(s, w1)), 16);
   } else {
-    v128.store(c, fma(t0, f32x4.mul(s, w0), v128.load(c)));
-    v128.store(c, fma(t1, f32x4.mul(s, w1), v128.load(c, 16)), 16);
+    v128.store(c, fmaF32x4(t0, f32x4.mul(s, w0), v128.load(c)));
+    v128.store(c, fmaF32x4(t1, f32x4.mul(s, w1), v128.load(c, 16)), 16);
   }
 }
 

@@ -16,7 +16,8 @@
 // splits the rows), the exact f32 GEMV (gemv.ts).
 
 import { Q4D_ABSMAX, Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_COLS, Q4D_PACKED, Q4D_ROWS, q4BlockScale } from './q4desc';
-import { i8CodeTable, quantizeRowsI8 } from './act-i8';
+import { dotI8Add, i8CodeTable, quantizeRowsI8 } from './act-i8';
+import { fmaF32x4 } from './vmath';
 
 /** Scratch bytes gemvI8Q4Many needs for M activation rows of K columns (see the layout in the function). */
 export function gemvI8ScratchBytes(M: i32, K: i32, bs: i32): i32 {
@@ -27,21 +28,6 @@ export function gemvI8ScratchBytes(M: i32, K: i32, bs: i32): i32 {
 @inline function lookup(t: v128, e: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return i8x16.relaxed_swizzle(t, e);
   return i8x16.swizzle(t, e);
-}
-
-/** c + the exact i32 lane sums of a·b (a signed i8, b in 0..127), four lanes of four products each. */
-@inline function dotAdd(a: v128, b: v128, c: v128, ones: v128): v128 {
-  // Split form (pmaddubsw, then pmaddwd against a ones vector kept in a register): see gemm-i8.ts
-  // on the fused instruction, and COMMON facts on V8's lowering of extadd_pairwise.
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.add(c, i32x4.dot_i16x8_s(i16x8.relaxed_dot_i8x16_i7x16_s(a, b), ones));
-  const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(a), i16x8.extend_low_i8x16_s(b));
-  const hi = i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(a), i16x8.extend_high_i8x16_s(b));
-  return i32x4.add(c, i32x4.add(v128.shuffle<i32>(lo, hi, 0, 2, 4, 6), v128.shuffle<i32>(lo, hi, 1, 3, 5, 7)));
-}
-
-@inline function fma(a: v128, b: v128, c: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
-  return f32x4.add(c, f32x4.mul(a, b));
 }
 
 @inline function hsum(v: v128): f32 {
@@ -76,11 +62,11 @@ function rowDotI8Chunked(d: usize, r: i32, K: i32, bs: i32, unscale: f32, table:
     for (let c = c0; c < c0 + bs; c += 32) {
       const v = v128.load(src + (<usize>c >> 1));
       const qc = q + <usize>c;
-      acc = dotAdd(v128.load(qc), lookup(table, v128.and(i16x8.shr_u(v, 4), mask)), acc, ones);
-      acc = dotAdd(v128.load(qc, 16), lookup(table, v128.and(v, mask)), acc, ones);
+      acc = dotI8Add(v128.load(qc), lookup(table, v128.and(i16x8.shr_u(v, 4), mask)), acc, ones);
+      acc = dotI8Add(v128.load(qc, 16), lookup(table, v128.and(v, mask)), acc, ones);
     }
     const s = load<f32>(sa + (<usize>kb << 2)) * (q4BlockScale(d, b0 + <u32>kb) * unscale);
-    total = fma(f32x4.convert_i32x4_s(acc), f32x4.splat(s), total);
+    total = fmaF32x4(f32x4.convert_i32x4_s(acc), f32x4.splat(s), total);
   }
   return hsum(total);
 }
@@ -109,13 +95,13 @@ function rowsDotI8Chunked4(y: usize, accumulate: i32, d: usize, r: i32, K: i32, 
       const qo = v128.load(q + <usize>c, 16);
       const o = <usize>c >> 1;
       const v0 = v128.load(p0 + o);
-      a0 = dotAdd(qo, lookup(table, v128.and(v0, mask)), dotAdd(qe, lookup(table, v128.and(i16x8.shr_u(v0, 4), mask)), a0, ones), ones);
+      a0 = dotI8Add(qo, lookup(table, v128.and(v0, mask)), dotI8Add(qe, lookup(table, v128.and(i16x8.shr_u(v0, 4), mask)), a0, ones), ones);
       const v1 = v128.load(p1 + o);
-      a1 = dotAdd(qo, lookup(table, v128.and(v1, mask)), dotAdd(qe, lookup(table, v128.and(i16x8.shr_u(v1, 4), mask)), a1, ones), ones);
+      a1 = dotI8Add(qo, lookup(table, v128.and(v1, mask)), dotI8Add(qe, lookup(table, v128.and(i16x8.shr_u(v1, 4), mask)), a1, ones), ones);
       const v2 = v128.load(p2 + o);
-      a2 = dotAdd(qo, lookup(table, v128.and(v2, mask)), dotAdd(qe, lookup(table, v128.and(i16x8.shr_u(v2, 4), mask)), a2, ones), ones);
+      a2 = dotI8Add(qo, lookup(table, v128.and(v2, mask)), dotI8Add(qe, lookup(table, v128.and(i16x8.shr_u(v2, 4), mask)), a2, ones), ones);
       const v3 = v128.load(p3 + o);
-      a3 = dotAdd(qo, lookup(table, v128.and(v3, mask)), dotAdd(qe, lookup(table, v128.and(i16x8.shr_u(v3, 4), mask)), a3, ones), ones);
+      a3 = dotI8Add(qo, lookup(table, v128.and(v3, mask)), dotI8Add(qe, lookup(table, v128.and(i16x8.shr_u(v3, 4), mask)), a3, ones), ones);
     }
     // Lane i = the block sum of row r + i (a 4x4 transpose-add), minus the offset correction.
     const t01 = i32x4.add(v128.shuffle<i32>(a0, a1, 0, 4, 1, 5), v128.shuffle<i32>(a0, a1, 2, 6, 3, 7));
@@ -126,7 +112,7 @@ function rowsDotI8Chunked4(y: usize, accumulate: i32, d: usize, r: i32, K: i32, 
     ws = f32x4.replace_lane(ws, 1, load<f32>(so + sStride));
     ws = f32x4.replace_lane(ws, 2, load<f32>(so + 2 * sStride));
     ws = f32x4.replace_lane(ws, 3, load<f32>(so + 3 * sStride));
-    total = fma(f32x4.convert_i32x4_s(dots), f32x4.mul(f32x4.splat(load<f32>(sa + (<usize>kb << 2))), f32x4.mul(ws, unscaleV)), total);
+    total = fmaF32x4(f32x4.convert_i32x4_s(dots), f32x4.mul(f32x4.splat(load<f32>(sa + (<usize>kb << 2))), f32x4.mul(ws, unscaleV)), total);
   }
   const yr = y + (<usize>r << 2);
   if (accumulate != 0) total = f32x4.add(total, v128.load(yr));
@@ -156,11 +142,11 @@ function rowDotsI8Chunked(y: usize, ldy: usize, accumulate: i32, d: usize, r: i3
       let acc = i32x4.replace_lane(i32x4.splat(0), 0, -load<i32>(sums + bm + (<usize>kb << 2)));
       const c0 = kb * bs;
       for (let c = c0; c < c0 + bs; c += 32) {
-        acc = dotAdd(v128.load(qm + <usize>c), v128.load(codes + <usize>c), acc, ones);
-        acc = dotAdd(v128.load(qm + <usize>c, 16), v128.load(codes + <usize>c, 16), acc, ones);
+        acc = dotI8Add(v128.load(qm + <usize>c), v128.load(codes + <usize>c), acc, ones);
+        acc = dotI8Add(v128.load(qm + <usize>c, 16), v128.load(codes + <usize>c, 16), acc, ones);
       }
       const s = load<f32>(sa + bm + (<usize>kb << 2)) * (q4BlockScale(d, b0 + <u32>kb) * unscale);
-      total = fma(f32x4.convert_i32x4_s(acc), f32x4.splat(s), total);
+      total = fmaF32x4(f32x4.convert_i32x4_s(acc), f32x4.splat(s), total);
     }
     storeY(y + <usize>m * ldy, hsum(total), accumulate);
   }
