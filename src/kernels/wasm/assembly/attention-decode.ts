@@ -2,20 +2,21 @@
 // cache, no probabilities kept, in SIMD128. Same result as attentionForwardRows (attention.ts;
 // math and layouts in src/kernels/ref/attention.ts) up to f32 summation order.
 //
-// The keys go by in tiles of BK, in memory order, each tile for every kv head g and all the
-// Tq·group query vectors that read g (GQA: vector r = i·group + hh is query row i of head
-// g·group + hh), so each key and value row is loaded once for all of them and the cache streams
-// through once. Per tile, kv head and set of up to three query vectors:
-//   scores  t_r[j] = q_r·k_j·log2e / sqrt(D): a 3x3 register tile (three vectors x three keys, D
-//           vectorised from the set's interleaved queries, one transpose-add per three dots);
+// The keys go by in tiles of BK, in memory order, each tile for every kv head g and every query
+// row, so the cache streams through once. The group = H / Hkv query heads of a row that read g
+// go in sets of up to three (GQA: each key and value row is loaded once for all of them); per
+// tile, kv head and set:
+//   scores  t[j] = q·k_j·log2e / sqrt(D): a 3x3 register tile (three query vectors x three keys,
+//           D vectorised from the set's interleaved queries, one transpose-add per three dots);
 //   softmax online per vector in base 2 (running max m, sum l of 2^(t − m); the output rescaled
 //           when m grows);
-//   output  o_r += Σ_j p_r[j]·v_j: a 3x3 register tile (three vectors x twelve columns).
-// Threads take chunks of the keys (Hkv = 3 does not divide over 2 threads; keys do): with one
-// chunk the kernel writes out = o / l, otherwise each chunk writes its partial (m, l, o) and
-// attentionDecodeMerge combines them by their log-sum-exp weights (flash-decoding).
-// Every loop over keys stays inside a query row's visible range [keyStart, i + qOffset]: vectors
-// of a set share the keys all of them see, each goes alone over the rest of its own range, so a
+//   output  o += Σ_j p[j]·v_j: a 3x3 register tile (three vectors x twelve columns).
+// The outputs accumulate in out itself (normalised there at the end) or, when threads split the
+// keys into chunks (Hkv = 3 does not divide over 2 threads; keys do), in per-chunk partial
+// records (m, l, o) that attentionDecodeMerge combines by their log-sum-exp weights
+// (flash-decoding). The per-thread scratch stays small (scores, one set's queries, m and l):
+// the JS side zero-fills it on every call.
+// Every loop over keys stays inside its query row's visible range [keyStart, i + qOffset], so a
 // NaN or Inf in a cache row a row cannot see never reaches it (not even as 0·x). (touchRows only
 // loads words of the next tile to pull its lines into cache; they reach no result.)
 // Not here: prompt processing (attention-infer.ts), the probability-keeping forward and the
@@ -36,11 +37,11 @@ const LOG2E: f64 = 1.4426950408889634;
 
 /**
  * Per-thread scratch bytes of attentionForwardDecode for nq = Tq·(H / Hkv) query vectors per kv
- * head: scores [SET][BK + 4], running (m, l, o) [Hkv][nq][PART_HEAD + D], interleaved queries
- * [Hkv][nq][D].
+ * head: scores [SET][BK + 4], one set's interleaved queries [SET][D], running (m, l) [Hkv·nq][2]
+ * (the outputs accumulate in out or in the partial records).
  */
 export function attentionDecodeScratchBytes(nq: i32, Hkv: i32, D: i32): i32 {
-  const bytes = SET * <i32>S_ROW_B + Hkv * nq * (D + PART_HEAD) * 4 + Hkv * nq * D * 4;
+  const bytes = SET * <i32>S_ROW_B + SET * D * 4 + Hkv * nq * 8;
   return (bytes + 63) & ~63;
 }
 
@@ -261,17 +262,18 @@ function valueSet(nq: i32, o: usize, oRowB: usize, p: usize, v: usize, vRowB: us
 
 /**
  * One online-softmax step of a query vector over its n > 0 scores t[0..n) of a tile (base 2:
- * t = s·log2e, so e^(s − m) = 2^(t − m)): m grows to cover the tile, t becomes p = 2^(t − m) in
- * place, l = l·c + Σp and the output o (at a + PART_HEAD) is rescaled by c = 2^(m_old − m).
- * A NaN score reaches p, l and o (pmax drops it from m, 2^(NaN − m) does not), as in the reference.
+ * t = s·log2e, so e^(s − m) = 2^(t − m)): m (at ml) grows to cover the tile, t becomes
+ * p = 2^(t − m) in place, l (at ml + 4) = l·c + Σp and the output o[0..D) is rescaled by
+ * c = 2^(m_old − m). A NaN score reaches p, l and o (pmax drops it from m, 2^(NaN − m) does not),
+ * as in the reference.
  */
-function softmaxStep(t: usize, n: i32, a: usize, D: i32): void {
+function softmaxStep(t: usize, n: i32, ml: usize, o: usize, D: i32): void {
   const full = <usize>(n & ~3) << 2;
   const tail = n & 3;
   let mv = f32x4.splat(-Infinity);
   for (let p: usize = 0; p < full; p += 16) mv = f32x4.pmax(mv, v128.load(t + p));
   if (tail != 0) mv = f32x4.pmax(mv, v128.bitselect(v128.load(t + full), f32x4.splat(-Infinity), firstLanes(tail)));
-  const mOld = load<f32>(a);
+  const mOld = load<f32>(ml);
   const mNew = max(mOld, max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3))));
   const shift = f32x4.splat(mNew);
   let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
@@ -297,24 +299,24 @@ function softmaxStep(t: usize, n: i32, a: usize, D: i32): void {
   }
   s0 = f32x4.add(s0, s1);
   const sum = (f32x4.extract_lane(s0, 0) + f32x4.extract_lane(s0, 1)) + (f32x4.extract_lane(s0, 2) + f32x4.extract_lane(s0, 3));
-  store<f32>(a, mNew);
-  const l = load<f32>(a, 4);
+  store<f32>(ml, mNew);
+  const l = load<f32>(ml, 4);
   if (l == 0) {
-    store<f32>(a, sum, 4); // the first keys of this vector: o is still 0
+    store<f32>(ml, sum, 4); // the first keys of this vector: o is still 0
     return;
   }
   const c = exp2NonPositive(mOld - mNew);
-  store<f32>(a, l * c + sum, 4);
-  if (c != 1) scaleInto(a + (<usize>PART_HEAD << 2), a + (<usize>PART_HEAD << 2), D, c, false);
+  store<f32>(ml, l * c + sum, 4);
+  if (c != 1) scaleInto(o, o, D, c, false);
 }
 
 /**
  * out[i, h] = Σ_j softmax_j(q_i·k_j / sqrt(D)) v_j over the visible keys, for the key chunks
  * c in [c0, c1) of `chunks` equal chunks of [keyStart, end of the last row), every kv head and every
  * query vector of it. Key tiles go by in memory order, all kv heads of a tile before the next (the
- * cache streams through once). chunks == 1: writes out; chunks > 1: writes the chunk's partial
- * (m, l, o per kv head and query vector; attentionDecodePartialFloats) for attentionDecodeMerge.
- * scratch: attentionDecodeScratchBytes(Tq·H/Hkv, Hkv, D).
+ * cache streams through once). chunks == 1: o accumulates in out itself and is normalised there;
+ * chunks > 1: each chunk writes its partial (m, l, o per kv head and query vector, layout
+ * attentionDecodePartialFloats) for attentionDecodeMerge. scratch: attentionDecodeScratchBytes.
  */
 export function attentionForwardDecode(
   out: usize, part: usize, q: usize, k: usize, v: usize,
@@ -327,31 +329,32 @@ export function attentionForwardDecode(
   const qRowB = <usize>(H * D) << 2;
   const kRowB = <usize>kvStride << 2;
   const partRowB = <usize>(D + PART_HEAD) << 2;
-  const headB = <usize>nq * partRowB;
   const scale = <f32>(LOG2E / Math.sqrt(<f64>D)); // scores in base 2 (softmaxStep)
-  const sets = (nq + SET - 1) / SET;
+  const direct = chunks == 1;
   const sc = scratch; // [SET][BK + 4] scores, then probabilities
-  const acc = sc + <usize>SET * S_ROW_B; // [Hkv][nq][PART_HEAD + D]: m, l, pad, o
-  const qs = acc + <usize>Hkv * headB; // [Hkv][nq][D], per set [D / 4][ns][4]: queries interleaved
+  const qs = sc + <usize>SET * S_ROW_B; // [D / 4][ns][4]: the current set's queries interleaved
+  const mlScratch = qs + <usize>SET * DB; // [Hkv·nq][2] (m, l) when direct
+  const setsPerRow = (group + SET - 1) / SET; // a set never spans two query rows
   const jEnd = visibleEnd(Tq - 1, qOffset, keyStart, Tk);
   const chunkLen = (jEnd - keyStart + chunks - 1) / chunks;
   for (let c = c0; c < c1; c++) {
     const ja = keyStart + c * chunkLen;
     const jb = min(jEnd, ja + chunkLen);
-    for (let g = 0; g < Hkv; g++) {
-      for (let r = 0; r < nq; r++) {
-        const a = acc + <usize>g * headB + <usize>r * partRowB;
-        store<f32>(a, -Infinity);
-        store<f32>(a, 0, 4);
-        memory.fill(a + (<usize>PART_HEAD << 2), 0, DB);
-        if ((D & 3) == 0) {
-          const st = (r * sets) / nq; // set of r: rows [ceil(st·nq/sets), ceil((st+1)·nq/sets))
-          const r0 = (st * nq + sets - 1) / sets;
-          const ns = ((st + 1) * nq + sets - 1) / sets - r0;
-          const src = queryRow(q, r, group, g, qRowB, DB);
-          const dst = qs + <usize>((g * nq + r0) * D) * 4 + (<usize>(r - r0) << 4);
-          for (let d = 0; d < D; d += 4) v128.store(dst + <usize>(d * ns) * 4, v128.load(src + (<usize>d << 2)));
-        }
+    // Query vector r = i·group + hh of kv head g (query row i, head h = g·group + hh): its (m, l)
+    // at mlBase + (g·nq + r)·mlB, its output row at oRecord(i, h).
+    const rec = part + <usize>(c * Hkv * nq) * partRowB;
+    const mlBase = direct ? mlScratch : rec;
+    const mlB: usize = direct ? 8 : partRowB;
+    const oBase = direct ? out : rec + (<usize>PART_HEAD << 2);
+    const oB = direct ? DB : partRowB; // next head of the same query row
+    const oRowB = direct ? qRowB : <usize>group * partRowB; // next query row of the same head
+    for (let i = 0; i < Tq; i++) {
+      for (let h = 0; h < H; h++) {
+        const g = h / group;
+        const ml = mlBase + <usize>(g * nq + i * group + h - g * group) * mlB;
+        store<f32>(ml, -Infinity);
+        store<f32>(ml, 0, 4);
+        memory.fill(oRecord(oBase, i, h, group, nq, oRowB, oB, direct), 0, DB);
       }
     }
     let touched = 0;
@@ -361,50 +364,49 @@ export function attentionForwardDecode(
       for (let g = 0; g < Hkv; g++) {
         const kt = k + <usize>jt * kRowB + <usize>g * DB;
         const vt = v + <usize>jt * kRowB + <usize>g * DB;
-        const accG = acc + <usize>g * headB;
-        for (let st = 0; st < sets; st++) {
-          const r0 = (st * nq + sets - 1) / sets;
-          const ns = ((st + 1) * nq + sets - 1) / sets - r0;
-          const qsSet = qs + <usize>((g * nq + r0) * D) * 4;
-          const qStepB = <usize>ns << 4;
-          // Vector r0 + t: query row i_t; it sees the tile's keys [0, e_t).
-          const e0 = tileEnd(r0, group, qOffset, keyStart, Tk, jt, n);
-          const e1 = ns > 1 ? tileEnd(r0 + 1, group, qOffset, keyStart, Tk, jt, n) : e0;
-          const e2 = ns > 2 ? tileEnd(r0 + 2, group, qOffset, keyStart, Tk, jt, n) : e1;
-          const common = min(e0, min(e1, e2));
-          const q0 = queryRow(q, r0, group, g, qRowB, DB);
-          const q1 = ns > 1 ? queryRow(q, r0 + 1, group, g, qRowB, DB) : q0;
-          const q2 = ns > 2 ? queryRow(q, r0 + 2, group, g, qRowB, DB) : q1;
-          scoreSet(ns, sc, qsSet, qStepB, q0, q1, q2, kt, kRowB, 0, common, D, scale);
-          // Each vector's own keys past the common ones, from the last aligned step (score stores
-          // run to a multiple of 4).
-          for (let t = 0; t < ns; t++) {
-            const e = t == 0 ? e0 : t == 1 ? e1 : e2;
-            const qt = t == 0 ? q0 : t == 1 ? q1 : q2;
-            if (e > common) scoreSet(1, sc + <usize>t * S_ROW_B, qsSet + (<usize>t << 4), qStepB, qt, qt, qt, kt, kRowB, common & ~3, e, D, scale);
-          }
-          for (let t = 0; t < ns; t++) {
-            const e = t == 0 ? e0 : t == 1 ? e1 : e2;
-            if (e > 0) softmaxStep(sc + <usize>t * S_ROW_B, e, accG + <usize>(r0 + t) * partRowB, D);
-          }
-          const o0 = accG + <usize>r0 * partRowB + (<usize>PART_HEAD << 2);
-          valueSet(ns, o0, partRowB, sc, vt, kRowB, 0, common, D);
-          for (let t = 0; t < ns; t++) {
-            const e = t == 0 ? e0 : t == 1 ? e1 : e2;
-            valueSet(1, o0 + <usize>t * partRowB, partRowB, sc + <usize>t * S_ROW_B, vt, kRowB, common, e, D);
+        for (let i = 0; i < Tq; i++) {
+          const e = tileEnd(i, qOffset, keyStart, Tk, jt, n); // the row sees the tile's keys [0, e)
+          if (e == 0) continue;
+          for (let st = 0; st < setsPerRow; st++) {
+            const hh0 = (st * group + setsPerRow - 1) / setsPerRow;
+            const ns = ((st + 1) * group + setsPerRow - 1) / setsPerRow - hh0;
+            const h0 = g * group + hh0;
+            const q0 = q + <usize>i * qRowB + <usize>h0 * DB; // the set's queries: heads h0.., DB apart
+            if ((D & 3) == 0) {
+              for (let t = 0; t < ns; t++) {
+                for (let d = 0; d < D; d += 4) v128.store(qs + <usize>(d * ns + 4 * t) * 4, v128.load(q0 + <usize>t * DB + (<usize>d << 2)));
+              }
+            }
+            scoreSet(ns, sc, qs, <usize>ns << 4, q0, q0 + DB, q0 + 2 * DB, kt, kRowB, 0, e, D, scale);
+            const o0 = oRecord(oBase, i, h0, group, nq, oRowB, oB, direct);
+            const ml0 = mlBase + <usize>(g * nq + i * group + hh0) * mlB;
+            for (let t = 0; t < ns; t++) softmaxStep(sc + <usize>t * S_ROW_B, e, ml0 + <usize>t * mlB, o0 + <usize>t * oB, D);
+            valueSet(ns, o0, oB, sc, vt, kRowB, 0, e, D);
           }
         }
       }
     }
     store<i32>(sc, touched); // keeps the touching loads
-    if (chunks == 1) {
-      for (let g = 0; g < Hkv; g++) {
-        for (let r = 0; r < nq; r++) writeNormalised(queryRow(out, r, group, g, qRowB, DB), acc + <usize>g * headB + <usize>r * partRowB, D);
+    if (direct) {
+      for (let i = 0; i < Tq; i++) {
+        for (let h = 0; h < H; h++) {
+          const g = h / group;
+          const o = oRecord(oBase, i, h, group, nq, oRowB, oB, direct);
+          normalise(o, o, load<f32>(mlBase + <usize>(g * nq + i * group + h - g * group) * mlB, 4), D);
+        }
       }
-    } else {
-      memory.copy(part + <usize>c * <usize>Hkv * headB, acc, <usize>Hkv * headB);
     }
   }
+}
+
+/**
+ * Output row of query row i, head h: in out ([Tq, H·D], direct) or in a chunk's partial records
+ * ([Hkv][nq] records, vector i·group + h % group of kv head h / group).
+ */
+@inline function oRecord(oBase: usize, i: i32, h: i32, group: i32, nq: i32, oRowB: usize, oB: usize, direct: bool): usize {
+  if (direct) return oBase + <usize>i * oRowB + <usize>h * oB;
+  const g = h / group;
+  return oBase + <usize>(g * nq) * oB + <usize>i * oRowB + <usize>(h - g * group) * oB;
 }
 
 /**
@@ -431,21 +433,21 @@ function touchRows(k: usize, v: usize, j0: i32, n: i32, kRowB: usize, rowFloats:
   return base + <usize>i * qRowB + <usize>(g * group + r - i * group) * DB;
 }
 
-/** Keys [0, e) of the tile [jt, jt + n) that query vector r sees. */
-@inline function tileEnd(r: i32, group: i32, qOffset: i32, keyStart: i32, Tk: i32, jt: i32, n: i32): i32 {
-  return max(0, min(n, visibleEnd(r / group, qOffset, keyStart, Tk) - jt));
+/** Keys [0, e) of the tile [jt, jt + n) that query row i sees. */
+@inline function tileEnd(i: i32, qOffset: i32, keyStart: i32, Tk: i32, jt: i32, n: i32): i32 {
+  return max(0, min(n, visibleEnd(i, qOffset, keyStart, Tk) - jt));
 }
 
 /**
- * dst[0..D) = o / l from a (m, l, pad, o) record; zeros for a vector that saw no key (l = 0: a
- * vector that saw any has l >= 1, its max term being 2^0, or NaN).
+ * dst[0..D) = o / l (dst may be o); zeros for a vector that saw no key (l = 0: a vector that saw
+ * any has l >= 1, its max term being 2^0, or NaN).
  */
-function writeNormalised(dst: usize, a: usize, D: i32): void {
-  if (load<f32>(a, 4) == 0) {
+function normalise(dst: usize, o: usize, l: f32, D: i32): void {
+  if (l == 0) {
     memory.fill(dst, 0, <usize>D << 2);
     return;
   }
-  scaleInto(dst, a + (<usize>PART_HEAD << 2), D, <f32>1 / load<f32>(a, 4), false);
+  scaleInto(dst, o, D, <f32>1 / l, false);
 }
 
 /**
@@ -480,8 +482,7 @@ export function attentionDecodeMerge(out: usize, part: usize, Tq: i32, H: i32, H
         scaleInto(a0 + (<usize>PART_HEAD << 2), ac + (<usize>PART_HEAD << 2), D, w, !first);
         first = false;
       }
-      store<f32>(a0, l, 4);
-      writeNormalised(queryRow(out, r, group, g, qRowB, DB), a0, D);
+      normalise(queryRow(out, r, group, g, qRowB, DB), a0 + (<usize>PART_HEAD << 2), l, D);
     }
   }
 }
