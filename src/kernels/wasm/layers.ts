@@ -35,11 +35,12 @@ const INFER_MIN_ROWS = 8;
 /**
  * Weight of the decoding forward's flops when deciding its thread split: the split threshold
  * assumes ~40 GFLOPS per thread, and decoding, which reads each layer's KV cache from L3 or DRAM
- * once per token, runs at about half that (measured, 1 thread, 9/3 heads, D = 64, 30 layers in
- * turn: Tk = 512 ~55 us per call = ~21 GFLOPS; Tk = 2048 ~245 us). A second thread also brings a
- * second core's memory bandwidth. Not yet tuned by a 2-thread measurement.
+ * once per token (the weights streamed in between evict it), runs at about a third of that
+ * (measured, 1 thread, SmolLM2-135M shape decoding after a 1000-token prompt: ~150 us per call,
+ * ~15 GFLOPS). A second thread also brings a second core's memory bandwidth. Not yet tuned by a
+ * 2-thread measurement.
  */
-const DECODE_FLOP_WEIGHT = 2;
+const DECODE_FLOP_WEIGHT = 3;
 
 /** Key rows per unit of the attention backward's second pass (KV_BLOCK in assembly/attention.ts). */
 const KV_BLOCK = 4;
