@@ -167,7 +167,7 @@ export class LayerKernels {
     } else {
       // Training: the row kernel, which writes the probabilities (assembly/attention.ts).
       const shares = this.balancedShares(g.H * g.Tq, (u) => queryRowKeys(g, u % g.Tq), 4 * g.D);
-      this.pool.run('attentionForwardRows', shares.map(([u0, u1]) => [po, pp, pq, pk, pv, ...dimArgs, u0, u1, 0]));
+      this.pool.run('attentionForwardRows', shares.map(([u0, u1]) => [po, pp, pq, pk, pv, ...dimArgs, u0, u1]));
     }
     s.finish();
   }
@@ -331,7 +331,7 @@ export class LayerKernels {
     this.pool.run('siluMulForward', all((u) => [u.c, u.a, u.b, 0, 640]));
     this.pool.run('siluMulBackward', all((u) => [u.c, x(u, 0), u.a, u.a, u.b, 0, 640]));
     this.pool.run('softmaxRows', all((u) => [u.c, 0, 8, 64]));
-    this.pool.run('attentionForwardRows', all((u) => [u.c, x(u, 1024), u.a, u.b, u.b, 8, 8, 1, 1, 64, 0, 0, 64, 0, 8, x(u, 0)]));
+    this.pool.run('attentionForwardRows', all((u) => [u.c, x(u, 1024), u.a, u.b, u.b, 8, 8, 1, 1, 64, 0, 0, 64, 0, 8]));
     this.pool.run('attentionForwardInfer', all((u) => [u.c, u.a, u.b, u.b, 8, 8, 1, 1, 64, 0, 0, 64, 0, 1, x(u, 0)]));
     this.pool.run('attentionForwardDecode', all((u) => [u.c, 0, u.a, u.b, u.b, 1, 8, 1, 1, 64, 7, 0, 64, 1, 0, 1, x(u, 0)]));
     this.pool.run('attentionBackwardQ', all((u) => [u.c, x(u, 0), u.a, x(u, 1024), u.b, u.b, 8, 8, 1, 1, 64, 0, 0, 64, 0, 8]));

@@ -1,7 +1,7 @@
 // Causal GQA attention forward and backward in SIMD128. Twin of src/kernels/ref/attention.ts,
 // where the math and the layouts are stated. The forward here is the one that keeps the softmax
-// probabilities (training) and serves short query chunks (decoding); a forward without
-// probabilities over 8 or more query rows (prompt processing) takes attention-infer.ts instead.
+// probabilities (training); forwards without them take attention-infer.ts (8 or more query rows,
+// prompt processing) or attention-decode.ts (fewer, decoding).
 // Work is split in units the caller balances across threads by cost (causal rows differ in length):
 //   forward, backward part 1: u = h·Tq + i, one query row of one head (writes out / dq row i),
 //                             taken four rows at a time so value/key rows are loaded once per
@@ -233,13 +233,14 @@ function blockRowSums(
 
 /**
  * out[i, h] = Σ_j softmax_j(q_i·k_j / sqrt(D)) v_j for units u = h·Tq + i in [u0, u1), four query
- * rows of one head at a time (their probability rows first, then one tiled weighted sum). probs
- * (0 = not kept): [H, Tq, Tk] with exact zeros outside the visible range; scratch: 4·Tk f32.
+ * rows of one head at a time (their probability rows first, then one tiled weighted sum), keeping
+ * the probabilities for the backward: probs [H, Tq, Tk] with exact zeros outside the visible range.
+ * (Forwards without probabilities take attention-infer.ts or attention-decode.ts.)
  */
 export function attentionForwardRows(
   out: usize, probs: usize, q: usize, k: usize, v: usize,
   Tq: i32, Tk: i32, H: i32, Hkv: i32, D: i32, qOffset: i32, keyStart: i32, kvStride: i32,
-  u0: i32, u1: i32, scratch: usize,
+  u0: i32, u1: i32,
 ): void {
   const group = H / Hkv;
   const scale = <f32>(1 / Math.sqrt(<f64>D));
@@ -251,8 +252,8 @@ export function attentionForwardRows(
     const i = u - h * Tq;
     const rows = min(4, min(u1 - u, Tq - i)); // a block never crosses heads
     const kvo = <usize>(h / group) * <usize>D << 2;
-    const rowsBase = probs != 0 ? probs + <usize>u * tkB : scratch;
-    if (probs != 0) memory.fill(rowsBase, 0, <usize>rows * tkB);
+    const rowsBase = probs + <usize>u * tkB;
+    memory.fill(rowsBase, 0, <usize>rows * tkB);
     // Scores: rows in pairs over the keys both see (a pair's second row sees at most one key
     // more), then each row's remaining keys alone.
     for (let r = 0; r < rows; r++) {
