@@ -555,6 +555,7 @@ export class WasmKernels implements Kernels {
       this.manyTable[0] = d;
       this.manyTable[1] = bufs[0].c;
       this.pool.run('gemvQ4Many', all((u, t) => [this.manyTable.byteOffset, 1, u.a, 1, Math.floor((t * N) / T), Math.floor(((t + 1) * N) / T), 0, this.scratch[t]]));
+      this.pool.run('gemvI8Q4Many', all((u, t) => [this.manyTable.byteOffset, 1, u.a, 1 + (rep & 1), Math.floor((t * N) / T), Math.floor(((t + 1) * N) / T), 0, this.scratch[t]]));
       this.pool.run('gemmI8Prepare', all((u, t) => [u.i8table, 1, u.a, u.p, u.p + 1024, u.am, u.pos, 0, 5, 0, N / 8, u.i8packed, 0, this.scratch[t]]));
       this.pool.run('gemmI8Run', all((u, t) => [u.i8table, 1, u.p + 1024, u.am, u.pos, 0, 5, 0, N / 8, rep & 1, u.i8packed, 0, this.scratch[t]]));
       this.pool.run('q4DequantizeRows', all((u) => [d, 0, 8, u.x]));
