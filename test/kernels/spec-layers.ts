@@ -162,7 +162,7 @@ export function layerSpecs(ctx: SpecContext): void {
   });
 
   describe('siluMul and softmax', () => {
-    it('siluMul forward vs f64 including saturated gates (±100, ±1000) and NaN', () => {
+    it('siluMul forward vs f64 including saturated gates (±100, ±1000), NaN and ±inf', () => {
       const a = new Arena(ctx.k);
       const r = rng(51);
       for (const n of [0, 1, 3, 17, 1000]) {
@@ -173,10 +173,12 @@ export function layerSpecs(ctx: SpecContext): void {
         ctx.k.siluMulForward(out, a.f32(gate), a.f32(up), n);
         assertClose(`siluMul n=${n}`, out, siluMulF64(gate, up), TOL_F64.siluMul);
       }
-      const gate = a.f32([1, NaN, 2, 3, 4]);
-      const out = a.f32(5);
-      ctx.k.siluMulForward(out, gate, a.f32([1, 1, 1, NaN, 1]), 5);
-      assert.deepEqual(Array.from(out, Number.isNaN), [false, true, false, true, false]);
+      const gate = a.f32([1, NaN, 2, 3, 4, Infinity, -Infinity]);
+      const out = a.f32(7);
+      ctx.k.siluMulForward(out, gate, a.f32([1, 1, 1, NaN, 1, 1, 1]), 7);
+      // silu(+inf) = inf; silu(−inf) = −inf·σ(−inf) = −inf·0 = NaN, as torch computes it.
+      assert.deepEqual(Array.from(out, Number.isNaN), [false, true, false, true, false, false, true]);
+      assert.equal(out[5], Infinity);
       a.freeAll();
     });
 

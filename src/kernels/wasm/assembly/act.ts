@@ -3,7 +3,9 @@
 // the shared memory; ranges [i0, i1) are one thread's share.
 // Not here: the vector math they use (vmath.ts).
 
-import { expF32, expF32x4, expShiftSum, rowMax, scaleRow } from './vmath';
+import { exp2NonPositiveF32x4, expF32, expF32x4, expShiftSum, rowMax, scaleRow } from './vmath';
+
+const LOG2E: f32 = 1.4426950408889634;
 
 /** σ(g) = 1 / (1 + e^−g) for 4 lanes. */
 @inline function sigmoidF32x4(g: v128): v128 {
@@ -14,13 +16,29 @@ import { expF32, expF32x4, expShiftSum, rowMax, scaleRow } from './vmath';
   return 1 / (1 + expF32(-g));
 }
 
+/**
+ * silu(g) = g·σ(g) for 4 lanes with one exponential, e = e^−|g| <= 1 (the base-2 polynomial of
+ * vmath.ts): σ(g) = 1 / (1 + e) for g >= 0 and e / (1 + e) below. e is set to exact 0 where
+ * |g| > 86.6 (the polynomial's floor is 2^−125), so silu(−inf) = −inf·0 = NaN as in the reference.
+ */
+@inline function siluF32x4(g: v128): v128 {
+  const t = f32x4.mul(f32x4.abs(g), f32x4.splat(-LOG2E));
+  const e = v128.andnot(exp2NonPositiveF32x4(t), f32x4.lt(t, f32x4.splat(-125)));
+  const num = v128.bitselect(f32x4.mul(g, e), g, f32x4.lt(g, f32x4.splat(0)));
+  return f32x4.div(num, f32x4.add(f32x4.splat(1), e));
+}
+
 /** out = silu(gate) ⊙ up over elements [i0, i1). */
 export function siluMulForward(out: usize, gate: usize, up: usize, i0: i32, i1: i32): void {
   let i = i0;
+  for (; i + 8 <= i1; i += 8) {
+    const o = <usize>i << 2;
+    v128.store(out + o, f32x4.mul(siluF32x4(v128.load(gate + o)), v128.load(up + o)));
+    v128.store(out + o, f32x4.mul(siluF32x4(v128.load(gate + o, 16)), v128.load(up + o, 16)), 16);
+  }
   for (; i + 4 <= i1; i += 4) {
     const o = <usize>i << 2;
-    const g = v128.load(gate + o);
-    v128.store(out + o, f32x4.mul(f32x4.mul(g, sigmoidF32x4(g)), v128.load(up + o)));
+    v128.store(out + o, f32x4.mul(siluF32x4(v128.load(gate + o)), v128.load(up + o)));
   }
   for (; i < i1; i++) {
     const o = <usize>i << 2;
