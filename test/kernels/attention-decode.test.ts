@@ -8,18 +8,13 @@
 // containment: a NaN in a cache row a query row cannot see never reaches it.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { Kernels } from '../../src/kernels/kernels.js';
-import { createKernels } from '../../src/kernels/index.js';
+import { describe, it } from 'node:test';
 import { RefKernels } from '../../src/kernels/ref/index.js';
-import { Arena, assertClose, randF32, rng, type AttnCase } from './spec-oracle.js';
+import { assertClose } from './spec-oracle.js';
 import { TOL_F64 } from './spec-context.js';
-import { dims, kvLen } from './spec-layers.js';
+import { assertNanRowsContained, cacheInputs, forwardNoProbs, wasmBackendsForSuite, type CacheCase } from './attention-cache-cases.js';
 
-interface Case extends AttnCase {
-  /** Rows allocated in the cache (>= Tk; rows past Tk are NaN and must not be read). */
-  capacity?: number;
-}
+type Case = CacheCase;
 
 /** Decoding cases: the Tq query rows are the last positions of the cache (qOffset = Tk − Tq) unless stated. */
 function decode(Tq: number, Tk: number, H: number, Hkv: number, D: number, extra: Partial<Case> = {}): Case {
@@ -52,50 +47,19 @@ const CASES: Case[] = [
   decode(1, 0, 3, 1, 64, { qOffset: 0 }),
 ];
 
-/** q, k, v for a case; cache rows [Tk, capacity) are NaN. */
-function inputs(c: Case, seed: number): { q: Float32Array; k: Float32Array; v: Float32Array } {
-  const r = rng(seed);
-  const stride = c.kvStride ?? c.Hkv * c.D;
-  const rows = c.capacity ?? c.Tk;
-  const q = randF32(r, c.Tq * c.H * c.D, -2, 2);
-  const k = randF32(r, rows * stride, -2, 2);
-  const v = randF32(r, rows * stride);
-  k.fill(NaN, kvLen(c));
-  v.fill(NaN, kvLen(c));
-  return { q, k, v };
-}
-
-/** out of a forward with probs = null; inputs in the backend's memory (so the NaN rows past Tk sit right after the rows the call may read). */
-function forward(kern: Kernels, c: Case, x: { q: Float32Array; k: Float32Array; v: Float32Array }): Float32Array {
-  const a = new Arena(kern);
-  const out = a.f32(new Float32Array(c.Tq * c.H * c.D).fill(7));
-  kern.attentionForward(out, null, a.f32(x.q), a.f32(x.k), a.f32(x.v), dims(c));
-  const result = out.slice();
-  a.freeAll();
-  return result;
-}
-
 function label(c: Case): string {
   return `Tq${c.Tq} Tk${c.Tk} H${c.H}/${c.Hkv} D${c.D} qOffset${c.qOffset} keyStart${c.keyStart ?? 0} stride${c.kvStride ?? c.Hkv * c.D}`;
 }
 
 describe('wasm decoding attention forward', () => {
   const ref = new RefKernels();
-  const backends: [string, Kernels][] = [];
-
-  before(async () => {
-    for (const threads of [1, 2, 3]) backends.push([`relaxed ${threads}t`, await createKernels({ backend: 'wasm', threads })]);
-    backends.push(['simd128 1t', await createKernels({ backend: 'wasm', threads: 1, wasmVariant: 'simd' })]);
-  });
-  after(async () => {
-    for (const [, k] of backends) await k.dispose();
-  });
+  const backends = wasmBackendsForSuite();
 
   it('matches the reference backend at decoding shapes, for every thread count', () => {
     for (const [i, c] of CASES.entries()) {
-      const x = inputs(c, 200 + i);
-      const want = forward(ref, c, x);
-      for (const [name, kern] of backends) assertClose(`${label(c)} (${name})`, forward(kern, c, x), want, TOL_F64.attention);
+      const x = cacheInputs(c, 200 + i);
+      const want = forwardNoProbs(ref, c, x);
+      for (const [name, kern] of backends) assertClose(`${label(c)} (${name})`, forwardNoProbs(kern, c, x), want, TOL_F64.attention);
     }
   });
 
@@ -104,47 +68,25 @@ describe('wasm decoding attention forward', () => {
     // positions 997..999, so key 998 is seen by rows 1 and 2 only, key 999 by row 2 only. With
     // 2-3 threads the keys go in several chunks (see the split check), the NaN in one of them.
     const c: Case = SPLIT_NAN;
-    const stride = c.Hkv * c.D;
-    for (const bad of [2, 500, 998, 999]) {
-      for (const which of ['k', 'v'] as const) {
-        const x = inputs(c, 7);
-        x.k.fill(NaN, 0, 4 * stride); // before keyStart
-        x.v.fill(NaN, 0, 4 * stride);
-        // Row `bad` of kv head 1 (query heads 6-11): the whole key row, or one value column.
-        if (which === 'k') x.k.fill(NaN, bad * stride + c.D, bad * stride + 2 * c.D);
-        else x.v[bad * stride + c.D + 5] = NaN;
-        for (const [name, kern] of backends) {
-          const out = forward(kern, c, x);
-          for (let i = 0; i < c.Tq; i++) {
-            for (let h = 0; h < c.H; h++) {
-              const sees = h >= 6 && bad >= 4 && bad <= i + c.qOffset;
-              for (let d = 0; d < c.D; d++) {
-                const nan = sees && (which === 'k' || d === 5);
-                assert.equal(Number.isNaN(out[(i * c.H + h) * c.D + d]), nan, `${name} ${which} row ${bad}: out[${i}, head ${h}, ${d}]`);
-              }
-            }
-          }
-        }
-      }
-    }
+    assertNanRowsContained(backends, c, [2, 500, 998, 999]);
   });
 
   it('the long cases really split their keys over 2 and 3 threads (merged chunks round differently)', () => {
     for (const c of [SPLIT_GQA3, SPLIT_NAN]) {
-      const x = inputs(c, 11);
-      const one = forward(backends[0][1], c, x);
+      const x = cacheInputs(c, 11);
+      const one = forwardNoProbs(backends[0][1], c, x);
       for (const [name, kern] of backends.slice(1, 3)) {
-        assert.notDeepEqual(forward(kern, c, x), one, `${label(c)}: ${name} gives the 1-thread bits; if the split threshold moved, lengthen this case`);
+        assert.notDeepEqual(forwardNoProbs(kern, c, x), one, `${label(c)}: ${name} gives the 1-thread bits; if the split threshold moved, lengthen this case`);
       }
     }
   });
 
   it('a NaN query poisons only its own row and head', () => {
     const c: Case = decode(2, 300, 9, 3, 64);
-    const x = inputs(c, 9);
+    const x = cacheInputs(c, 9);
     x.q[(1 * c.H + 4) * c.D + 3] = NaN;
     for (const [name, kern] of backends) {
-      const out = forward(kern, c, x);
+      const out = forwardNoProbs(kern, c, x);
       for (let i = 0; i < c.Tq; i++) for (let h = 0; h < c.H; h++) for (let d = 0; d < c.D; d++) {
         assert.equal(Number.isNaN(out[(i * c.H + h) * c.D + d]), i === 1 && h === 4, `${name}: out[${i}, head ${h}, ${d}]`);
       }

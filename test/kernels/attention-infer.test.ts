@@ -7,19 +7,13 @@
 // a query row cannot see (beyond Tk, before keyStart, later in its own block) never reaches it.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { Kernels } from '../../src/kernels/kernels.js';
-import { createKernels } from '../../src/kernels/index.js';
-import { Arena, assertClose, attentionF64, randF32, rng, type AttnCase } from './spec-oracle.js';
+import { describe, it } from 'node:test';
+import { assertClose, attentionF64 } from './spec-oracle.js';
 import { TOL_F64 } from './spec-context.js';
-import { dims, kvLen } from './spec-layers.js';
+import { assertNanRowsContained, cacheInputs, forwardNoProbs, wasmBackendsForSuite, type CacheCase } from './attention-cache-cases.js';
 
-interface Case extends AttnCase {
+interface Case extends CacheCase {
   label: string;
-  /** Rows allocated in the cache (>= Tk; rows past Tk are NaN and must not be read). */
-  capacity?: number;
-  /** Input range of q and k (wider: sharper softmax, larger score gaps). */
-  span?: number;
 }
 
 const CASES: Case[] = [
@@ -36,48 +30,16 @@ const CASES: Case[] = [
   { label: 'T181 GQA 6/2 D64 keyStart3 (split over the threads)', Tq: 181, Tk: 181, H: 6, Hkv: 2, D: 64, qOffset: 0, keyStart: 3 },
 ];
 
-/** q, k, v for a case; cache rows [Tk, capacity) are NaN. */
-function inputs(c: Case, seed: number): { q: Float32Array; k: Float32Array; v: Float32Array } {
-  const r = rng(seed);
-  const span = c.span ?? 2;
-  const stride = c.kvStride ?? c.Hkv * c.D;
-  const rows = c.capacity ?? c.Tk;
-  const q = randF32(r, c.Tq * c.H * c.D, -span, span);
-  const k = randF32(r, rows * stride, -span, span);
-  const v = randF32(r, rows * stride);
-  k.fill(NaN, kvLen(c));
-  v.fill(NaN, kvLen(c));
-  return { q, k, v };
-}
-
-/** out of a forward with probs = null; inputs in the backend's memory (so the NaN rows past Tk sit right after the rows the call may read). */
-function forward(kern: Kernels, c: Case, x: { q: Float32Array; k: Float32Array; v: Float32Array }): Float32Array {
-  const a = new Arena(kern);
-  const out = a.f32(new Float32Array(c.Tq * c.H * c.D).fill(7));
-  kern.attentionForward(out, null, a.f32(x.q), a.f32(x.k), a.f32(x.v), dims(c));
-  const result = out.slice();
-  a.freeAll();
-  return result;
-}
-
 describe('wasm inference attention forward (blocked kernel)', () => {
-  const backends: [string, Kernels][] = [];
-
-  before(async () => {
-    for (const threads of [1, 2, 3]) backends.push([`relaxed ${threads}t`, await createKernels({ backend: 'wasm', threads })]);
-    backends.push(['simd128 1t', await createKernels({ backend: 'wasm', threads: 1, wasmVariant: 'simd' })]);
-  });
-  after(async () => {
-    for (const [, k] of backends) await k.dispose();
-  });
+  const backends = wasmBackendsForSuite();
 
   it('matches the f64 oracle at odd shapes; every thread split gives the same bits', () => {
     for (const [i, c] of CASES.entries()) {
-      const x = inputs(c, 100 + i);
+      const x = cacheInputs(c, 100 + i);
       const want = attentionF64(x.q, x.k, x.v, c).out;
       let first: Float32Array | null = null;
       for (const [name, kern] of backends) {
-        const out = forward(kern, c, x);
+        const out = forwardNoProbs(kern, c, x);
         assertClose(`${c.label} (${name})`, out, want, TOL_F64.attention);
         if (name.startsWith('relaxed')) {
           if (first === null) first = out;
@@ -91,37 +53,15 @@ describe('wasm inference attention forward (blocked kernel)', () => {
     // Cache rows [0, 40) of which the call sees [keyStart = 4, Tk = 30); query rows are the last
     // 19 positions (qOffset 11), in blocks of 8 from row 0 (position 11).
     const c: Case = { label: 'nan', Tq: 19, Tk: 30, H: 6, Hkv: 2, D: 16, qOffset: 11, keyStart: 4, capacity: 40 };
-    const stride = c.Hkv * c.D;
-    for (const bad of [2, 14, 17, 25]) {
-      for (const which of ['k', 'v'] as const) {
-        const x = inputs(c, 7);
-        x.k.fill(NaN, 0, 4 * stride); // before keyStart
-        x.v.fill(NaN, 0, 4 * stride);
-        // Row `bad` of kv head 1 (query heads 3-5): the whole key row, or one value column.
-        if (which === 'k') x.k.fill(NaN, bad * stride + c.D, bad * stride + 2 * c.D);
-        else x.v[bad * stride + c.D + 5] = NaN;
-        for (const [name, kern] of backends) {
-          const out = forward(kern, c, x);
-          for (let i = 0; i < c.Tq; i++) {
-            for (let h = 0; h < c.H; h++) {
-              const sees = h >= 3 && bad >= 4 && bad <= i + c.qOffset;
-              for (let d = 0; d < c.D; d++) {
-                const nan = sees && (which === 'k' || d === 5);
-                assert.equal(Number.isNaN(out[(i * c.H + h) * c.D + d]), nan, `${name} ${which} row ${bad}: out[${i}, head ${h}, ${d}]`);
-              }
-            }
-          }
-        }
-      }
-    }
+    assertNanRowsContained(backends, c, [2, 14, 17, 25]);
   });
 
   it('a NaN query poisons only its own row and head', () => {
     const c: Case = { label: 'nan q', Tq: 12, Tk: 12, H: 4, Hkv: 2, D: 8, qOffset: 0 };
-    const x = inputs(c, 9);
+    const x = cacheInputs(c, 9);
     x.q[(5 * c.H + 2) * c.D + 3] = NaN;
     for (const [name, kern] of backends) {
-      const out = forward(kern, c, x);
+      const out = forwardNoProbs(kern, c, x);
       for (let i = 0; i < c.Tq; i++) for (let h = 0; h < c.H; h++) for (let d = 0; d < c.D; d++) {
         assert.equal(Number.isNaN(out[(i * c.H + h) * c.D + d]), i === 5 && h === 2, `${name}: out[${i}, head ${h}, ${d}]`);
       }
