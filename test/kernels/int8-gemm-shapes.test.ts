@@ -9,36 +9,17 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createKernels } from '../../src/kernels/index.js';
 import type { Kernels } from '../../src/kernels/kernels.js';
-import { RefKernels } from '../../src/kernels/ref/index.js';
 import { matmulXWtQ4Int8Ref } from '../../src/kernels/ref/matmul-int8.js';
 import type { Quant4Settings } from '../../src/quant/config.js';
 import { quantizeTensor, type QuantizedTensor } from '../../src/quant/quantized-tensor.js';
 import { randomF32 } from '../helpers/random.js';
-
-/** wasm vs twin, per element, relative to Σ|x·w| (+1): the same integers, f32 block sums fused (as int8-activations.test.ts). */
-const TWIN_REL_TOL = 1e-6;
+import { absBound, assertTwin } from './int8-twin.js';
 
 const nf4 = (blockSize: number, doubleQuant = true): Quant4Settings => ({ quantType: 'nf4', blockSize, doubleQuant, strategy: 'blockwise', zeroPoint: false });
 const fp4: Quant4Settings = { quantType: 'fp4', blockSize: 64, doubleQuant: true, strategy: 'blockwise', zeroPoint: false };
 
 function weight(N: number, K: number, st: Quant4Settings, seed: number): QuantizedTensor {
   return quantizeTensor(randomF32(N * K, seed), [N, K], st);
-}
-
-/** Σ_k |x_k·w_k| per output (the scale of the tolerance). */
-function absBound(x: Float32Array, w: QuantizedTensor, M: number): Float32Array {
-  const ref = new RefKernels();
-  const d = new Float32Array(w.rows * w.cols);
-  ref.dequantizeQ4Rows(d, w, 0, w.rows);
-  const bound = new Float32Array(M * w.rows);
-  ref.matmulXWt(bound, x.map(Math.abs), d.map(Math.abs), M, w.cols, w.rows, false);
-  return bound;
-}
-
-function assertTwin(got: Float32Array, want: Float32Array, bound: Float32Array, what: string): void {
-  for (let i = 0; i < got.length; i++) {
-    if (!(Math.abs(got[i] - want[i]) <= TWIN_REL_TOL * (bound[i] + 1))) assert.fail(`${what}: element ${i}: got ${got[i]}, want ${want[i]}`);
-  }
 }
 
 // [label, N, K, M, settings]. 2 panels against 34 rows: split by rows; K = 3200 and 2112: two K
