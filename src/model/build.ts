@@ -87,6 +87,9 @@ function roundThrough(x: Float32Array, dtype: 'f16' | 'bf16'): Float32Array {
   return x;
 }
 
+/** Largest total of packed 4-bit codes a model keeps in the kernels' memory (see buildLlamaModel). */
+const IN_PLACE_PACKED_MAX_BYTES = 2 ** 30;
+
 export function buildLlamaModel(source: WeightSource, cfg: ModelConfig, tokenizer: TextTokenizer | null, opts: BuildOptions): LlamaModel {
   const k = opts.kernels;
   const expected = expectedTensors(cfg);
@@ -117,6 +120,20 @@ export function buildLlamaModel(source: WeightSource, cfg: ModelConfig, tokenize
     buf.set(x);
     owned.push(buf);
     return buf;
+  };
+  // The packed 4-bit codes of a model up to IN_PLACE_PACKED_MAX_BYTES live in the kernels' memory
+  // too: the wasm kernels then read them in place (q4cache.ts) instead of holding a second copy.
+  // A larger model keeps them in ordinary arrays, so the kernels stream them through their budget
+  // (a wasm memory holds at most 4 GiB).
+  const quant = opts.quant;
+  const plannedPackedBytes = quant === 'none' ? 0 : expected.reduce((n, e) => {
+    const numel = e.shape.reduce((a, b) => a * b, 1);
+    return n + (planModuleQuantization(quant, e.name, e.shape).action === 'quant4' ? Math.ceil(numel / 2) : 0);
+  }, 0);
+  const packedStorage = plannedPackedBytes > IN_PLACE_PACKED_MAX_BYTES ? undefined : (bytes: number): Uint8Array => {
+    const buf = k.allocF32(Math.ceil(bytes / 4));
+    owned.push(buf);
+    return new Uint8Array(buf.buffer, buf.byteOffset, bytes);
   };
   let done = 0;
   const progress = (name: string): void => opts.onProgress?.(++done, expected.length, name);
@@ -149,7 +166,7 @@ export function buildLlamaModel(source: WeightSource, cfg: ModelConfig, tokenize
       if (plan.action === 'quant4') {
         // The backend's quantizer (bit-exact with the reference, tested by the kernel suite).
         const blockwise4 = k.quantizeBlockwise4.bind(k);
-        return { kind: 'q4', q: quantizeTensor(x, shape, plan.settings, { name, allowNonFinite: quant.allowNonFinite, blockwise4 }) };
+        return { kind: 'q4', q: quantizeTensor(x, shape, plan.settings, { name, allowNonFinite: quant.allowNonFinite, blockwise4, packedStorage }) };
       }
       if (plan.action === 'int8') return { kind: 'int8', q: quantizeInt8PerRow(x, shape, name) };
       return { kind: 'f32', data: toKernel(plan.dtype === 'f16' || plan.dtype === 'bf16' ? roundThrough(x, plan.dtype) : x) };

@@ -29,6 +29,12 @@ export interface QuantizeTensorOptions {
    * tested equal to the reference by the kernel tests), used for the blockwise symmetric layout.
    */
   blockwise4?: Blockwise4Quantizer;
+  /**
+   * Storage for the packed codes (`bytes` zero-filled bytes), e.g. a view into the compute
+   * backend's memory so that its kernels read the codes in place instead of keeping a copy.
+   * Default: a new Uint8Array.
+   */
+  packedStorage?: (bytes: number) => Uint8Array;
 }
 
 /** The signature of quantizeBlockwise4Ref and Kernels.quantizeBlockwise4. */
@@ -226,7 +232,9 @@ export function quantizeTensor(x: Float32Array, shape: readonly number[], settin
   };
   const data = checkFinite(x, name, opts.allowNonFinite ?? false, blockOf);
   const nb = quant4BlockCount(rows, cols, blockSize, perChannel ? Math.ceil(cols / blockSize) : 0);
-  const packed = new Uint8Array(Math.ceil(numel / 2));
+  const packedBytes = Math.ceil(numel / 2);
+  const packed = opts.packedStorage?.(packedBytes) ?? new Uint8Array(packedBytes);
+  if (packed.length !== packedBytes) throw new ShapeError('packedStorage returned the wrong size', { field: name, expected: String(packedBytes), got: String(packed.length) });
   const absmax = new Float32Array(nb);
   const zeros = zeroPoint ? new Float32Array(nb) : null;
   if (opts.blockwise4 !== undefined && !perChannel && zeros === null) opts.blockwise4(packed, absmax, data, numel, blockSize, quantType);

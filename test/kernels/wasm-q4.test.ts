@@ -154,6 +154,39 @@ describe('resident 4-bit weight cache', () => {
     }
   });
 
+  test('codes stored in the kernels\' memory are read in place (no resident copy) and give the same results', async () => {
+    const k = await createKernels({ backend: 'wasm', threads: 2, int8Activations: false });
+    try {
+      const used = (): number => (k as unknown as { heapUsedBytes: number }).heapUsedBytes;
+      const N = 256, K = 512;
+      const data = rand(N * K, 61);
+      const copy = quantizeTensor(data, [N, K], s('nf4', 64, true, 'blockwise'));
+      const storage: Float32Array[] = [];
+      const inPlace = quantizeTensor(data, [N, K], s('nf4', 64, true, 'blockwise'), {
+        packedStorage: (bytes) => {
+          storage.push(k.allocF32(Math.ceil(bytes / 4)));
+          return new Uint8Array(storage[0].buffer, storage[0].byteOffset, bytes);
+        },
+      });
+      assert.deepEqual(inPlace.packed, copy.packed);
+      const x = rand(5 * K, 62);
+      const a = new Float32Array(5 * N), b = new Float32Array(5 * N);
+      for (const M of [1, 5]) {
+        let before = used();
+        k.matmulXWtQ4(a, x, inPlace, M, false);
+        const inPlaceGrowth = used() - before;
+        before = used();
+        k.matmulXWtQ4(b, x, copy, M, false);
+        const copyGrowth = used() - before;
+        assert.deepEqual(a, b, `M=${M}`);
+        if (M === 1) assert.ok(inPlaceGrowth < copyGrowth - (N * K) / 2 + 4096, `resident bytes: in place +${inPlaceGrowth}, copy +${copyGrowth}`);
+      }
+      k.free(storage[0]);
+    } finally {
+      await k.dispose();
+    }
+  });
+
   test('bad weight layouts are ShapeErrors', async () => {
     const k = await createKernels({ backend: 'wasm', threads: 1 });
     try {

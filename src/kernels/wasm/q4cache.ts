@@ -8,7 +8,9 @@
 // eviction: a model larger than the budget streams layer by layer (each upload runs at memcpy speed,
 // ~GB/s), a model within it stays resident. A weight whose object is garbage collected has its block
 // freed (FinalizationRegistry). Weights are treated as immutable once used: to change one, make a
-// new Quant4Weight object (or call forget()).
+// new Quant4Weight object (or call forget()). Packed codes that already live in this memory (a
+// model of up to 1 GiB of codes loaded onto these kernels, model/build.ts) are read in place: the
+// block then holds everything but them, and the caller keeps them alive.
 // Not here: decoding arithmetic (assembly/q4.ts), validation of shapes (ref/check.ts checkQuant4).
 
 import { ShapeError } from '../../errors.js';
@@ -89,9 +91,12 @@ export class Q4Cache {
   private upload(w: Quant4Weight): Entry {
     const nBlocks = quant4BlockCount(w.rows, w.cols, w.blockSize, w.blocksPerRow);
     const packedBytes = Math.ceil((w.rows * w.cols) / 2);
+    // Codes already in this memory (a model loaded onto these kernels: model/build.ts) are read in
+    // place; the caller keeps them alive (the weight is immutable and outlives its use here).
+    const packedInPlace = this.heap.owns(w.packed);
     // Section sizes in order; each starts 16-byte aligned.
     const sections = {
-      desc: DESC_BYTES, planes: 64, codebook: 64, packed: align16(packedBytes),
+      desc: DESC_BYTES, planes: 64, codebook: 64, packed: packedInPlace ? 0 : align16(packedBytes),
       absmax: align16(nBlocks * 4),
       zeros: w.zeros !== null ? align16(nBlocks * 4) : 0,
     };
@@ -114,7 +119,7 @@ export class Q4Cache {
     // Byte planes of the codebook for the swizzle decoder: plane p holds byte p of each value.
     const cbBytes = new Uint8Array(f32(at.codebook, 16).slice().buffer);
     for (let plane = 0; plane < 4; plane++) for (let q = 0; q < 16; q++) u8[at.planes + plane * 16 + q] = cbBytes[q * 4 + plane];
-    u8.set(w.packed.subarray(0, packedBytes), at.packed);
+    if (!packedInPlace) u8.set(w.packed.subarray(0, packedBytes), at.packed);
     // Double-quantized scales are decoded once here (the same f32 values quant/blockwise.ts gives):
     // 3 more bytes per block than the 1-byte codes, and no decode chain in every kernel's block loop.
     const scales = f32(at.absmax, nBlocks);
@@ -123,7 +128,7 @@ export class Q4Cache {
     if (w.zeros !== null) f32(at.zeros, nBlocks).set(w.zeros.subarray(0, nBlocks));
     const d = new DataView(buf, at.desc, DESC_BYTES);
     const u32 = (field: keyof typeof DESC, v: number): void => d.setUint32(DESC[field], v, true);
-    u32('packed', at.packed);
+    u32('packed', packedInPlace ? w.packed.byteOffset : at.packed);
     u32('codebook', at.codebook);
     u32('rows', w.rows);
     u32('cols', w.cols);
