@@ -27,8 +27,8 @@ function table16(kind: 'F16' | 'BF16'): Float32Array {
   return bf16Table;
 }
 
-/** Converts one tensor's bytes (`dtype`, little-endian) to f32 values. */
-export function bytesToF32(bytes: Uint8Array, dtype: DType, name = 'tensor'): Float32Array {
+/** Converts one tensor's bytes (`dtype`, little-endian) to f32 values, into `into` when given (its length must match). */
+export function bytesToF32(bytes: Uint8Array, dtype: DType, name = 'tensor', into?: Float32Array): Float32Array {
   const size = DTYPE_BYTES[dtype];
   if (bytes.byteLength % size !== 0) {
     throw new ShapeError('byte length is not a whole number of elements', {
@@ -38,11 +38,12 @@ export function bytesToF32(bytes: Uint8Array, dtype: DType, name = 'tensor'): Fl
     });
   }
   const n = bytes.byteLength / size;
-  const out = new Float32Array(n);
+  if (into !== undefined && into.length !== n) throw new ShapeError('output length does not match the tensor', { field: name, expected: String(n), got: String(into.length) });
+  const out = into ?? new Float32Array(n);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   switch (dtype) {
     case 'F32':
-      if (HOST_LITTLE_ENDIAN) new Uint8Array(out.buffer).set(bytes);
+      if (HOST_LITTLE_ENDIAN) new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes);
       else for (let i = 0; i < n; i++) out[i] = view.getFloat32(4 * i, true);
       break;
     case 'F16':

@@ -7,7 +7,7 @@
 
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { FormatError, IoError } from '../errors.js';
+import { FormatError, IoError, ShapeError } from '../errors.js';
 import { bytesToF32, HOST_LITTLE_ENDIAN } from './convert.js';
 import { dtypeBytes, type DType } from './dtype.js';
 import { isJsonObject, parseJsonStrict } from './json-strict.js';
@@ -45,6 +45,8 @@ export interface TensorSource {
   readBytes(name: string): Uint8Array;
   /** Any float/int dtype converted to f32 (exact for every dtype but F64 and large 64-bit ints). */
   readF32(name: string): Float32Array;
+  /** readF32 into `out` (exactly the tensor's element count): no fresh array per tensor. */
+  readF32Into(name: string, out: Float32Array): void;
   readonly metadata: Readonly<Record<string, string>>;
   close(): void;
 }
@@ -203,6 +205,8 @@ export class SafetensorsReader implements TensorSource {
   readonly fileSize: number;
   private fd: number;
   private readonly sortedNames: string[];
+  /** File bytes of a non-f32 tensor on their way to readF32Into's output (grown on demand). */
+  private scratch = new Uint8Array(0);
 
   private constructor(
     readonly file: string,
@@ -307,6 +311,20 @@ export class SafetensorsReader implements TensorSource {
       return out;
     }
     return bytesToF32(this.readBytes(name), e.dtype, name);
+  }
+
+  readF32Into(name: string, out: Float32Array): void {
+    const e = this.entry(name);
+    if (e.dtype === 'F32' && HOST_LITTLE_ENDIAN) {
+      if (out.length * 4 !== e.byteLength) throw new ShapeError('output length does not match the tensor', { file: this.file, field: name, expected: String(e.byteLength / 4), got: String(out.length) });
+      this.readInto(name, new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
+      return;
+    }
+    // The file bytes go through one scratch buffer kept by the reader (grown to the largest tensor).
+    if (this.scratch.length < e.byteLength) this.scratch = new Uint8Array(e.byteLength);
+    const bytes = this.scratch.subarray(0, e.byteLength);
+    this.readInto(name, bytes);
+    bytesToF32(bytes, e.dtype, name, out);
   }
 
   private readInto(name: string, target: Uint8Array): void {
@@ -418,6 +436,10 @@ export class ShardedSafetensors implements TensorSource {
 
   readF32(name: string): Float32Array {
     return this.reader(name).readF32(name);
+  }
+
+  readF32Into(name: string, out: Float32Array): void {
+    this.reader(name).readF32Into(name, out);
   }
 
   close(): void {

@@ -29,6 +29,8 @@ export interface WeightSource {
   shape(name: string): readonly number[];
   /** The tensor converted to f32 (a fresh array the builder may keep or drop). */
   readF32(name: string): Float32Array;
+  /** readF32 into `out` (the tensor's element count), so the builder can reuse one buffer. */
+  readF32Into(name: string, out: Float32Array): void;
   /** Linear weights stored already 4-bit (bnb-4bit folders), by weight name; used as-is. */
   readonly prequantized?: ReadonlyMap<string, () => Quant4Weight>;
 }
@@ -139,9 +141,22 @@ export function buildLlamaModel(source: WeightSource, cfg: ModelConfig, tokenize
   const progress = (name: string): void => opts.onProgress?.(++done, expected.length, name);
 
   try {
+    const numel = (name: string): number => source.shape(name).reduce((a, b) => a * b, 1);
+    /** A tensor read straight into a kernel buffer the model keeps. */
     const readPlain = (name: string): Float32Array => {
-      const x = toKernel(source.readF32(name));
+      const x = k.allocF32(numel(name));
+      owned.push(x);
+      source.readF32Into(name, x);
       progress(name);
+      return x;
+    };
+    /** A tensor read into one reused buffer (valid until the next call): the input of a quantizer. */
+    let scratch = new Float32Array(0);
+    const readTransient = (name: string): Float32Array => {
+      const n = numel(name);
+      if (scratch.length < n) scratch = new Float32Array(n);
+      const x = scratch.subarray(0, n);
+      source.readF32Into(name, x);
       return x;
     };
     const readOptional = (name: string): Float32Array | null => (expectedNames.has(name) ? readPlain(name) : null);
@@ -156,7 +171,7 @@ export function buildLlamaModel(source: WeightSource, cfg: ModelConfig, tokenize
         return { kind: 'q4', q };
       }
       if (opts.quant === 'none') return { kind: 'f32', data: readPlain(name) };
-      const w = weightFromF32(name, source.readF32(name), shape, opts.quant);
+      const w = weightFromF32(name, readTransient(name), shape, opts.quant);
       progress(name);
       return w;
     };

@@ -50,6 +50,7 @@ export function safetensorsWeightSource(src: TensorSource, file: string): Weight
     names: () => src.names().filter((n) => !hidden.has(n)),
     shape: (name) => src.entry(name).shape,
     readF32: (name) => src.readF32(name),
+    readF32Into: (name, out) => src.readF32Into(name, out),
     prequantized,
   };
 }

@@ -127,6 +127,17 @@ test('dtype conversions: F16, BF16, F64, ints, BOOL, scalar and empty tensors', 
     assert.deepEqual([...r.readF32('scalar')], [42]);
     assert.equal(r.readF32('empty').length, 0);
     assert.deepEqual(r.entry('scalar').shape, []);
+    // readF32Into: the same values into a caller's array (a view at an offset; f32 and converted
+    // dtypes, the reader's scratch reused across tensors); a wrong length is a ShapeError.
+    const into = new Float32Array(12);
+    for (const name of ['f16', 'bf16', 'f64', 'i8', 'scalar', 'f16']) {
+      const want = r.readF32(name);
+      const view = into.subarray(3, 3 + want.length);
+      r.readF32Into(name, view);
+      assert.deepEqual(view, want, name);
+    }
+    assert.throws(() => r.readF32Into('f16', new Float32Array(6)), ShapeError);
+    assert.throws(() => r.readF32Into('scalar', new Float32Array(2)), ShapeError);
     // Reference order: F64, I64 (wider first, by enum rank), then F32, U16... BOOL last.
     const order = r.names().sort((a, b) => r.entry(a).offset - r.entry(b).offset || a.localeCompare(b));
     assert.deepEqual(order.slice(0, 2), ['i64', 'f64']);

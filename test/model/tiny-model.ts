@@ -34,6 +34,7 @@ export function randomWeightSource(cfg: ModelConfig, seed: number): WeightSource
     names: () => [...tensors.keys()],
     shape: (name) => tensors.get(name)!.shape,
     readF32: (name) => Float32Array.from(tensors.get(name)!.data),
+    readF32Into: (name, out) => out.set(tensors.get(name)!.data),
   };
 }
 

@@ -346,6 +346,16 @@ export class GgufTensorSource implements TensorSource {
     return e.permuteHeads === null ? y : permuteQkGgufToHf(y, this.rows(e), e.permuteHeads);
   }
 
+  readF32Into(name: string, out: Float32Array): void {
+    const e = this.entry(name);
+    if (e.permuteHeads !== null || out.length !== e.ne.reduce((a, b) => a * b, 1)) {
+      out.set(this.readF32(name)); // (a length mismatch throws in set)
+      return;
+    }
+    const info = this.infos.get(name)!;
+    dequantizeGgml(e.ggmlType, readTensorBytes(this.file, info), out.length, out, { file: this.file.path, field: `${name} (${info.name}, ${ggmlTypeName(info.type)})` });
+  }
+
   close(): void {
     // Reads open and close the file each time; nothing is held.
   }
