@@ -1,8 +1,9 @@
-// The int8-activation X·Wᵀ for the smallest M (decoding: M = 1, or 2 sequences; from M = 3 the
-// packed GEMM of gemm-i8.ts is faster, backend.ts GEMV_MAX_M_INT8) with a 4-bit weight: the arithmetic of src/kernels/ref/matmul-int8.ts (activations
-// int8 per (row, weight block), the 7-bit integer codebook with the +64 offset, an exact integer
-// dot per block, then f32(dot) · f32(sa · f32(scale · unscale)) summed block after block), in
-// the GEMV shape: each weight row is read once and dotted with every activation row.
+// The int8-activation X·Wᵀ with a 4-bit weight for the smallest M (decoding: M = 1, or two
+// sequences; from M = 3 the packed GEMM of gemm-i8.ts is faster, backend.ts GEMV_MAX_M_INT8): the
+// arithmetic of src/kernels/ref/matmul-int8.ts (activations int8 per (row, weight block), the
+// 7-bit integer codebook with the +64 offset, an exact integer dot per block, then
+// f32(dot) · f32(sa · f32(scale · unscale)) summed block after block), in the GEMV shape: each
+// weight row is read once and dotted with every activation row; at M = 1 four rows at a time.
 //
 // Fast layout (no zero points, block size a multiple of 32): 16 packed bytes hold 32 codes, the
 // high nibbles being the even columns and the low nibbles the odd ones. Instead of re-interleaving
