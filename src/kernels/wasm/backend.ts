@@ -249,9 +249,10 @@ export class WasmKernels implements Kernels {
     const s = new Staging(this.heap);
     const py = s.out(y, M * N, accumulate);
     const px = s.in(x, M * K);
-    if (this.gemvInt8Applies([w], M)) {
+    const int8 = this.int8Activations && int8ActivationsApply(w, M);
+    if (int8 && this.gemvInt8Fits([w], M)) {
       this.gemvInt8([d], [py], px, M, K, N, accumulate);
-    } else if (this.int8Activations && int8ActivationsApply(w, M)) {
+    } else if (int8) {
       this.gemmInt8([py], px, [d], [w], M, accumulate);
     } else if (M <= GEMV_MAX_M_Q4 && K <= this.scratchFloats) {
       this.runGemv('gemvQ4', this.gemvRowsOf(N, M * N * K * 2 * GEMV_FLOP_WEIGHT).map(([n0, n1], t) => [py, N, px, d, M, n0, n1, +accumulate, this.scratch[t]]));
@@ -319,7 +320,7 @@ export class WasmKernels implements Kernels {
     // ys[i] is what matmulXWtQ4 gives): with int8 activations the GEMV (small M) or one GEMM with x
     // quantized once (same block size), else the exact GEMV.
     const int8 = ws.map((w) => this.int8Activations && int8ActivationsApply(w, M));
-    const int8Gemv = int8.every(Boolean) && this.gemvInt8Applies(ws, M);
+    const int8Gemv = int8.every(Boolean) && this.gemvInt8Fits(ws, M);
     const int8Gemm = !int8Gemv && int8.every(Boolean) && ws.every((w) => w.blockSize === ws[0].blockSize);
     const exactGemv = !int8.some(Boolean) && M <= GEMV_MAX_M_Q4 && K <= this.scratchFloats;
     if (count === 1 || count > MANY_MAX_WEIGHTS || !(int8Gemv || int8Gemm || exactGemv)) {
@@ -356,11 +357,14 @@ export class WasmKernels implements Kernels {
     return this.manyTable.byteOffset;
   }
 
-  /** Whether the int8-activation GEMV (assembly/gemv-i8.ts) serves these weights at this M. */
-  private gemvInt8Applies(ws: readonly Quant4Weight[], M: number): boolean {
-    if (!this.int8Activations || M > GEMV_MAX_M_INT8 || ws.length > MANY_MAX_WEIGHTS) return false;
+  /**
+   * Whether the int8-activation GEMV (assembly/gemv-i8.ts) serves weights the int8 path applies to
+   * (the caller checked int8ActivationsApply) at this M: small M, a table entry each, scratch room.
+   */
+  private gemvInt8Fits(ws: readonly Quant4Weight[], M: number): boolean {
+    if (M > GEMV_MAX_M_INT8 || ws.length > MANY_MAX_WEIGHTS) return false;
     const K = ws[0].cols;
-    return ws.every((w) => int8ActivationsApply(w, M) && this.scratchBytes >= this.pool.exports.gemvI8ScratchBytes(M, K, w.blockSize));
+    return ws.every((w) => this.scratchBytes >= this.pool.exports.gemvI8ScratchBytes(M, K, w.blockSize));
   }
 
   /** The int8-activation GEMV over weights sharing x (one or a q/k/v or gate/up group), split by rows. */
