@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { register as registerGenerate } from './generate.js';
 import { register as registerEval } from './eval.js';
 import { register as registerInspect } from './inspect.js';
+import { register as registerPlot } from './plot.js';
 import { register as registerQuantize } from './quantize.js';
 
 type Register = (program: Command) => void;
@@ -12,6 +13,7 @@ const registrations: Register[] = [
   registerEval,
   registerGenerate,
   registerInspect,
+  registerPlot,
   registerQuantize,
 ];
 
