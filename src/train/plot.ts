@@ -77,11 +77,16 @@ export function renderLossCurveSvg(series: readonly PlotSeries[], opts: PlotOpti
     out.push(`<line x1="${f(sx(t))}" y1="${MARGIN.top}" x2="${f(sx(t))}" y2="${MARGIN.top + plotH}" stroke="#e5e5e5"/>`);
     out.push(`<text x="${f(sx(t))}" y="${MARGIN.top + plotH + 18}" text-anchor="middle">${formatTick(t)}</text>`);
   }
-  const yTicks = logY ? niceTicks(Math.floor(y0), Math.ceil(y1), 6).filter((t) => t >= y0 && t <= y1 && Number.isInteger(t)) : niceTicks(y0, y1, 6);
-  const yTicksUsed = logY && yTicks.length < 2 ? niceTicks(y0, y1, 6) : yTicks;
-  for (const t of yTicksUsed) {
-    out.push(`<line x1="${MARGIN.left}" y1="${f(sy(t))}" x2="${MARGIN.left + plotW}" y2="${f(sy(t))}" stroke="#e5e5e5"/>`);
-    out.push(`<text x="${MARGIN.left - 8}" y="${f(sy(t) + 4)}" text-anchor="end">${formatTick(logY ? 10 ** t : t)}</text>`);
+  // Log axis: decades when the range spans at least two, else nice values placed at their logs.
+  const decades = niceTicks(Math.ceil(y0), Math.floor(y1), 6).filter(Number.isInteger);
+  const yTicks: { at: number; label: number }[] = !logY
+    ? niceTicks(y0, y1, 6).map((t) => ({ at: t, label: t }))
+    : decades.length >= 2
+      ? decades.map((t) => ({ at: t, label: 10 ** t }))
+      : niceTicks(10 ** y0, 10 ** y1, 6).filter((v) => v > 0).map((v) => ({ at: Math.log10(v), label: v }));
+  for (const t of yTicks) {
+    out.push(`<line x1="${MARGIN.left}" y1="${f(sy(t.at))}" x2="${MARGIN.left + plotW}" y2="${f(sy(t.at))}" stroke="#e5e5e5"/>`);
+    out.push(`<text x="${MARGIN.left - 8}" y="${f(sy(t.at) + 4)}" text-anchor="end">${formatTick(t.label)}</text>`);
   }
   out.push(`<text x="${MARGIN.left + plotW / 2}" y="${HEIGHT - 15}" text-anchor="middle">${escapeXml(opts.xLabel ?? 'step')}</text>`);
   out.push(`<text transform="translate(20 ${MARGIN.top + plotH / 2}) rotate(-90)" text-anchor="middle">${escapeXml(opts.yLabel ?? (logY ? 'loss (log scale)' : 'loss'))}</text>`);
