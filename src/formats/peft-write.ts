@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { existsSync, statSync } from 'node:fs';
 import { ConfigError, IoError, NumericError, ShapeError } from '../errors.js';
 import { writeBytesAtomic } from './atomic.js';
+import { dumpPythonJson, PyFloat, type PyJson } from './py-json.js';
 import { f32ToBf16Bits, f32ToF16Bits, type DType } from './dtype.js';
 import { ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, PEFT_KEY_PREFIX } from './peft.js';
 import { writeSafetensors, type TensorToWrite } from './safetensors-write.js';
@@ -48,62 +49,19 @@ export type PeftWriteDtype = 'f32' | 'f16' | 'bf16';
 /** The PEFT release whose saved-config key set this writer reproduces. */
 export const PEFT_FORMAT_VERSION = '0.21.0';
 
-/** A float as Python's `repr` prints it (json.dumps of a float): `8.0`, `0.05`, `1e-05`, `1e+16`. */
-export function pythonFloat(x: number): string {
-  if (!Number.isFinite(x)) throw new NumericError('cannot write a non-finite number to JSON', { got: String(x) });
-  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
-  const sign = x < 0 ? '-' : '';
-  const [mantissa, expText] = Math.abs(x).toExponential().split('e'); // shortest round-trip digits
-  const exp = Number(expText);
-  if (exp < -4 || exp >= 16) return `${sign}${mantissa}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
-  const digits = mantissa.replace('.', '');
-  if (exp < 0) return `${sign}0.${'0'.repeat(-exp - 1)}${digits}`;
-  if (digits.length <= exp + 1) return `${sign}${digits}${'0'.repeat(exp + 1 - digits.length)}.0`;
-  return `${sign}${digits.slice(0, exp + 1)}.${digits.slice(exp + 1)}`;
-}
-
-/** Python json.dumps string escaping (ensure_ascii: every non-ASCII code unit as \uXXXX). */
-function pythonString(s: string): string {
-  return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
-
-/** A JSON value tagged so that numbers print as Python int or float. */
-type PyValue = null | boolean | string | { readonly int: number } | { readonly float: number } | readonly PyValue[] | { readonly dict: Readonly<Record<string, PyValue>> };
-
-function isList(v: PyValue): v is readonly PyValue[] {
-  return Array.isArray(v);
-}
-
-function pyDump(v: PyValue, indent: string): string {
-  if (v === null) return 'null';
-  if (typeof v === 'boolean') return v ? 'true' : 'false';
-  if (typeof v === 'string') return pythonString(v);
-  const inner = `${indent}  `;
-  if (isList(v)) {
-    if (v.length === 0) return '[]';
-    return `[\n${v.map((x) => inner + pyDump(x, inner)).join(',\n')}\n${indent}]`;
-  }
-  if ('int' in v) return String(v.int);
-  if ('float' in v) return pythonFloat(v.float);
-  if (!('dict' in v)) throw new ConfigError('not a JSON value', { got: String(v) });
-  const keys = Object.keys(v.dict).sort();
-  if (keys.length === 0) return '{}';
-  return `{\n${keys.map((k) => `${inner}${pythonString(k)}: ${pyDump(v.dict[k], inner)}`).join(',\n')}\n${indent}}`;
-}
-
 function checkPositive(value: number, field: string, integer: boolean): void {
   if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
     throw new ConfigError(`adapter ${field} must be a positive ${integer ? 'integer' : 'number'}`, { field, got: String(value) });
   }
 }
 
-function patternDict(map: Readonly<Record<string, number>> | undefined, field: string, integer: boolean): PyValue {
-  const dict: Record<string, PyValue> = {};
+function patternDict(map: Readonly<Record<string, number>> | undefined, field: string, integer: boolean): PyJson {
+  const dict: Record<string, PyJson> = {};
   for (const [k, x] of Object.entries(map ?? {})) {
     checkPositive(x, `${field}.${k}`, integer);
-    dict[k] = integer ? { int: x } : { float: x };
+    dict[k] = integer ? x : new PyFloat(x);
   }
-  return { dict };
+  return dict;
 }
 
 /** adapter_config.json text exactly as PEFT's save_pretrained writes it (sorted keys, indent 2). */
@@ -117,7 +75,7 @@ export function peftAdapterConfigJson(cfg: PeftConfigToWrite): string {
     throw new ConfigError('target_modules must be explicit names', { field: 'target_modules', got: 'all-linear', hint: 'expand it to the Linear names before saving, as PEFT does' });
   }
   // Every key of PEFT 0.21.0's LoraConfig dict, with the defaults a plain LoRA save holds.
-  const dict: Record<string, PyValue> = {
+  const dict: Record<string, PyJson> = {
     alora_invocation_tokens: null,
     alpha_pattern: patternDict(cfg.alphaPattern, 'alpha_pattern', false),
     arrow_config: null,
@@ -135,10 +93,10 @@ export function peftAdapterConfigJson(cfg: PeftConfigToWrite): string {
     layer_replication: null,
     layers_pattern: null,
     layers_to_transform: null,
-    loftq_config: { dict: {} },
-    lora_alpha: { float: cfg.loraAlpha },
+    loftq_config: {},
+    lora_alpha: new PyFloat(cfg.loraAlpha),
     lora_bias: false,
-    lora_dropout: { float: cfg.loraDropout },
+    lora_dropout: new PyFloat(cfg.loraDropout),
     lora_ga_config: null,
     megatron_config: null,
     megatron_core: 'megatron.core',
@@ -146,8 +104,8 @@ export function peftAdapterConfigJson(cfg: PeftConfigToWrite): string {
     monteclora_config: null,
     peft_type: 'LORA',
     peft_version: PEFT_FORMAT_VERSION,
-    qalora_group_size: { int: 16 },
-    r: { int: cfg.r },
+    qalora_group_size: 16,
+    r: cfg.r,
     rank_pattern: patternDict(cfg.rankPattern, 'rank_pattern', true),
     revision: null,
     target_modules: targets,
@@ -160,7 +118,7 @@ export function peftAdapterConfigJson(cfg: PeftConfigToWrite): string {
     use_rslora: cfg.useRslora,
     velora_config: null,
   };
-  return pyDump({ dict }, '');
+  return dumpPythonJson(dict);
 }
 
 const SAFETENSORS_DTYPE: Readonly<Record<PeftWriteDtype, DType>> = Object.freeze({ f32: 'F32', f16: 'F16', bf16: 'BF16' });
