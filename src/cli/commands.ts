@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { register as registerGenerate } from './generate.js';
 import { register as registerEval } from './eval.js';
+import { register as registerExport } from './export.js';
 import { register as registerInspect } from './inspect.js';
 import { register as registerPlot } from './plot.js';
 import { register as registerQuantize } from './quantize.js';
@@ -11,6 +12,7 @@ type Register = (program: Command) => void;
 
 const registrations: Register[] = [
   registerEval,
+  registerExport,
   registerGenerate,
   registerInspect,
   registerPlot,

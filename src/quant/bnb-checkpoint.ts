@@ -13,7 +13,7 @@ import type { TensorSource, TensorToWrite } from '../formats/safetensors.js';
 import { DTYPE_BYTES, type DType } from '../formats/dtype.js';
 import { NESTED_BLOCK_SIZE } from './codebooks.js';
 import type { FloatKind } from './config.js';
-import { PyFloat, type PyJson } from './py-json.js';
+import { PyFloat, type PyJson } from '../formats/py-json.js';
 import { encodeQuantStateJson, parseQuantStateJson, quantStateSuffix, type QuantStateJson, type TorchFloatDtype } from './quant-state.js';
 import { QuantizedTensor } from './quantized-tensor.js';
 import type { Quant4Type } from './types.js';

@@ -6,6 +6,7 @@
 // from_dict) and bitsandbytes/utils.py (pack_dict_to_tensor).
 
 import { FormatError } from '../errors.js';
+import { pythonFloatRepr } from '../formats/py-json.js';
 import { NESTED_BLOCK_SIZE } from './codebooks.js';
 import type { Quant4Type } from './types.js';
 
@@ -31,30 +32,6 @@ export interface QuantStateJson {
 /** Suffix of the tensor holding the JSON, after `<param>.`: `quant_state.bitsandbytes__nf4`. */
 export function quantStateSuffix(type: Quant4Type): string {
   return `quant_state.bitsandbytes__${type}`;
-}
-
-/**
- * Python's repr() of a double: the shortest round-trip digits (as JavaScript's), but scientific
- * notation when the decimal exponent is < -4 or >= 16, a two-digit minimum exponent with sign
- * (`1e-05`, `6.998875927883846e+37`), and `.0` on integral values (`2.0`).
- */
-export function pythonFloatRepr(x: number): string {
-  if (Number.isNaN(x)) return 'NaN';
-  if (!Number.isFinite(x)) return x > 0 ? 'Infinity' : '-Infinity'; // json.dumps spelling
-  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
-  const [mant, expStr] = x.toExponential().split('e'); // shortest digits, e.g. "2.759014368057251e+0"
-  const exp = Number(expStr);
-  const sign = mant.startsWith('-') ? '-' : '';
-  const digits = mant.replace('-', '').replace('.', '');
-  if (exp < -4 || exp >= 16) {
-    const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
-    const e = Math.abs(exp).toString().padStart(2, '0');
-    return `${sign}${m}e${exp < 0 ? '-' : '+'}${e}`;
-  }
-  if (exp < 0) return `${sign}0.${'0'.repeat(-exp - 1)}${digits}`;
-  const intLen = exp + 1;
-  if (digits.length <= intLen) return `${sign}${digits}${'0'.repeat(intLen - digits.length)}.0`;
-  return `${sign}${digits.slice(0, intLen)}.${digits.slice(intLen)}`;
 }
 
 /** The exact JSON text bitsandbytes stores (key order, `", "` and `": "` separators). */

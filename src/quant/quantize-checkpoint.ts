@@ -21,7 +21,7 @@ import { DTYPE_BYTES, f32ToBf16Bits, f32ToF16Bits, type DType } from '../formats
 import { openCheckpoint, writeSafetensors, writeShardedSafetensors, type TensorSource, type TensorToWrite } from '../formats/safetensors.js';
 import { bnbQuantizationConfig, bnbTensorsFor, type QuantStorage } from './bnb-checkpoint.js';
 import { compilePattern, DEFAULT_SKIP_MODULES, planModuleQuantization, resolveQuantizationConfig, type FloatKind, type ModulePlan, type QuantizationConfig } from './config.js';
-import { dumpPythonJson, JsonNumberText, parsePreservingNumbers, PyFloat, type PyJson } from './py-json.js';
+import { dumpPythonJson, JsonNumberText, parsePreservingNumbers, PyFloat, type PyJson } from '../formats/py-json.js';
 import type { TorchFloatDtype } from './quant-state.js';
 import { quantizeTensor, type Blockwise4Quantizer } from './quantized-tensor.js';
 

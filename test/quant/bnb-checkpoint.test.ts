@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { openCheckpoint, SafetensorsReader, writeSafetensors, type TensorToWrite } from '../../src/formats/safetensors.js';
 import { bnbQuantizationConfig, bnbTensorsFor, listBnbWeights, readBnbWeight, readBnbWeights, type QuantStorage } from '../../src/quant/bnb-checkpoint.js';
 import { quantizeTensor } from '../../src/quant/quantized-tensor.js';
-import { dumpPythonJson } from '../../src/quant/py-json.js';
+import { dumpPythonJson } from '../../src/formats/py-json.js';
 import { FormatError, UnsupportedError } from '../../src/errors.js';
 import { fixture } from '../helpers/shared.js';
 

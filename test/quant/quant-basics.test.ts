@@ -8,10 +8,10 @@ import {
 } from '../../src/quant/codebooks.js';
 import { quantizeBlockwise4Ref } from '../../src/quant/blockwise.js';
 import { quantizeTensor } from '../../src/quant/quantized-tensor.js';
-import { formatQuantStateJson, parseQuantStateJson, pythonFloatRepr } from '../../src/quant/quant-state.js';
+import { formatQuantStateJson, parseQuantStateJson } from '../../src/quant/quant-state.js';
 import { torchCascadeSumF32 } from '../../src/quant/double-quant.js';
 import { FormatError } from '../../src/errors.js';
-import { dumpPythonJson, parsePreservingNumbers, PyFloat } from '../../src/quant/py-json.js';
+import { dumpPythonJson, parsePreservingNumbers, PyFloat, pythonFloatRepr } from '../../src/formats/py-json.js';
 
 const hex = (b: Uint8Array): string => Array.from(b, (v) => v.toString(16).padStart(2, '0')).join(' ');
 const NF4_64 = { quantType: 'nf4', blockSize: 64, doubleQuant: false, strategy: 'blockwise', zeroPoint: false } as const;

@@ -18,4 +18,4 @@ export {
   GGUF_LLAMA_ARCHITECTURE,
   type GgufTensorEntry,
 } from './llama.js';
-export { ggufTokenizerObjects, ggufTextTokenizer, GgufTokenType, type GgufTokenizerObjects, type MergeSource } from './tokenizer.js';
+export { ggufTokenizerObjects, ggufTextTokenizer, ggufPreTokenizerName, GgufTokenType, type GgufTokenizerObjects, type MergeSource } from './tokenizer.js';

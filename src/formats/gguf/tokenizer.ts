@@ -79,6 +79,30 @@ const BPE_PRE_TOKENIZERS: Readonly<Record<string, { preTokenizer: Record<string,
   },
 });
 
+/** Canonical JSON text (keys sorted) for comparing tokenizer.json fragments. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/**
+ * The `tokenizer.ggml.pre` value whose split rules equal a byte-level BPE tokenizer.json's
+ * pre_tokenizer (and ignore_merges), for writing GGUF; undefined when llama.cpp has none we know.
+ * Inverse of the table above; `gpt-2` is preferred over `default` for plain ByteLevel.
+ */
+export function ggufPreTokenizerName(preTokenizer: unknown, ignoreMerges: boolean): string | undefined {
+  const wanted = canonicalJson(preTokenizer);
+  for (const name of ['gpt-2', 'llama-bpe', 'qwen2', 'smollm']) {
+    const entry = BPE_PRE_TOKENIZERS[name];
+    if (canonicalJson(entry.preTokenizer) === wanted && entry.ignoreMerges === ignoreMerges) return name;
+  }
+  return undefined;
+}
+
 /** How the merges of the rebuilt tokenizer were obtained. */
 export type MergeSource = 'file' | 'scores' | 'token-id';
 

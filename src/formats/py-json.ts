@@ -2,10 +2,10 @@
 // saves config.json (PretrainedConfig.to_json_string) — including the number spellings JavaScript
 // loses (`6.0`, `1e-05`, `10000.0`). A config read with parsePreservingNumbers keeps each number's
 // original text, so a rewritten config.json changes only what was edited.
+// Used for config.json, adapter_config.json and bitsandbytes' quant_state JSON.
 // Not here: what a config means (src/formats/hf-config.ts).
 
 import { FormatError } from '../errors.js';
-import { pythonFloatRepr } from './quant-state.js';
 
 /** A number kept as the exact text of its literal. */
 export class JsonNumberText {
@@ -85,7 +85,7 @@ export function parsePreservingNumbers(text: string, file: string): PyJson {
 
 /** Python's json.dumps string escaping with ensure_ascii=True. */
 function pyString(s: string): string {
-  return JSON.stringify(s).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(s).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 /**
@@ -109,4 +109,28 @@ export function dumpPythonJson(value: PyJson, indent = 2, level = 0): string {
   const keys = Object.keys(value).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   if (keys.length === 0) return '{}';
   return `{\n${keys.map((k) => `${pad}${pyString(k)}: ${dumpPythonJson(value[k], indent, level + 1)}`).join(',\n')}\n${end}}`;
+}
+
+/**
+ * Python's repr() of a double: the shortest round-trip digits (as JavaScript's), but scientific
+ * notation when the decimal exponent is < -4 or >= 16, a two-digit minimum exponent with sign
+ * (`1e-05`, `6.998875927883846e+37`), and `.0` on integral values (`2.0`).
+ */
+export function pythonFloatRepr(x: number): string {
+  if (Number.isNaN(x)) return 'NaN';
+  if (!Number.isFinite(x)) return x > 0 ? 'Infinity' : '-Infinity'; // json.dumps spelling
+  if (x === 0) return Object.is(x, -0) ? '-0.0' : '0.0';
+  const [mant, expStr] = x.toExponential().split('e'); // shortest digits, e.g. "2.759014368057251e+0"
+  const exp = Number(expStr);
+  const sign = mant.startsWith('-') ? '-' : '';
+  const digits = mant.replace('-', '').replace('.', '');
+  if (exp < -4 || exp >= 16) {
+    const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+    const e = Math.abs(exp).toString().padStart(2, '0');
+    return `${sign}${m}e${exp < 0 ? '-' : '+'}${e}`;
+  }
+  if (exp < 0) return `${sign}0.${'0'.repeat(-exp - 1)}${digits}`;
+  const intLen = exp + 1;
+  if (digits.length <= intLen) return `${sign}${digits}${'0'.repeat(intLen - digits.length)}.0`;
+  return `${sign}${digits.slice(0, intLen)}.${digits.slice(intLen)}`;
 }
