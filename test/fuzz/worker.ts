@@ -23,16 +23,19 @@ export type WorkerMessage =
   | { type: 'result'; index: number; result: CaseResult; spec: string | null }
   | { type: 'done'; peakRssMb: number };
 
-const job = workerData as WorkerJob;
-const port = parentPort!;
-const { FUZZ_TARGETS } = (await import(job.targetsModule)) as { FUZZ_TARGETS: ReadonlyArray<FuzzTarget<unknown>> };
-const target = FUZZ_TARGETS.find((t) => t.format === job.format)!;
-const specs = sampleSpecs(target, job.seed, job.from, job.to);
-for (let i = 0; i < specs.length; i++) {
-  const index = job.from + i;
-  port.postMessage({ type: 'start', index } satisfies WorkerMessage);
-  const result = runCase(target, specs[i], job.dir);
-  port.postMessage({ type: 'result', index, result, spec: result.outcome === 'failure' ? describeSpec(specs[i]) : null } satisfies WorkerMessage);
+// `node --test dist/test/` loads every file of the folder, this one too: outside a worker it does nothing.
+if (parentPort !== null) {
+  const job = workerData as WorkerJob;
+  const port = parentPort;
+  const { FUZZ_TARGETS } = (await import(job.targetsModule)) as { FUZZ_TARGETS: ReadonlyArray<FuzzTarget<unknown>> };
+  const target = FUZZ_TARGETS.find((t) => t.format === job.format)!;
+  const specs = sampleSpecs(target, job.seed, job.from, job.to);
+  for (let i = 0; i < specs.length; i++) {
+    const index = job.from + i;
+    port.postMessage({ type: 'start', index } satisfies WorkerMessage);
+    const result = runCase(target, specs[i], job.dir);
+    port.postMessage({ type: 'result', index, result, spec: result.outcome === 'failure' ? describeSpec(specs[i]) : null } satisfies WorkerMessage);
+  }
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  port.postMessage({ type: 'done', peakRssMb: hwm === null ? 0 : Number(hwm[1]) / 1024 } satisfies WorkerMessage);
 }
-const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
-port.postMessage({ type: 'done', peakRssMb: hwm === null ? 0 : Number(hwm[1]) / 1024 } satisfies WorkerMessage);
