@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { Template } from '@huggingface/jinja';
-import { ConfigError, FormatError, IoError, UnsupportedError } from '../errors.js';
+import { ConfigError, FormatError, IoError, QloraError, UnsupportedError } from '../errors.js';
 import { isJsonObject, parseJsonStrict } from './json-strict.js';
 
 export const TOKENIZER_JSON = 'tokenizer.json';
@@ -72,6 +72,33 @@ function templateFromConfig(v: unknown, file: string): string | null {
     throw new FormatError('chat_template must be a string or a list of {name, template}', { file, field: 'chat_template' });
   }
   return named.get('default') ?? (named.size === 1 ? [...named.values()][0] : null);
+}
+
+/**
+ * Token ids in tokenizer.json (model.vocab values, added_tokens ids) must be integers below the
+ * number of entries: the library sizes its id -> token table by the largest id and walks it
+ * whole (`get_vocab`), so one id of 2e9 in a 512-token vocabulary hangs it, and a fractional id
+ * reaches `decode`, which refuses it with an untyped error.
+ */
+function checkTokenIds(tokenizerJson: Record<string, unknown>, model: Record<string, unknown>, file: string): void {
+  const added = tokenizerJson.added_tokens;
+  if (added !== undefined && added !== null && !Array.isArray(added)) {
+    throw new FormatError('added_tokens is not a list', { file, field: 'added_tokens', got: typeof added });
+  }
+  const vocab = model.vocab;
+  const vocabEntries = isJsonObject(vocab) ? Object.keys(vocab).length : Array.isArray(vocab) ? vocab.length : 0;
+  const limit = vocabEntries + (added?.length ?? 0);
+  const check = (id: unknown, field: string): void => {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id >= limit) {
+      throw new FormatError('token id is not an integer in [0, number of tokens)', { file, field, expected: `0 <= id < ${limit}`, got: JSON.stringify(id) });
+    }
+  };
+  // Unigram vocabularies are lists of [piece, score]: their ids are the positions.
+  if (isJsonObject(vocab)) for (const [token, id] of Object.entries(vocab)) check(id, `model.vocab.${token}`);
+  added?.forEach((t: unknown, i: number) => {
+    if (!isJsonObject(t) || typeof t.content !== 'string') throw new FormatError('added token is not {id, content, ...}', { file, field: `added_tokens[${i}]`, got: JSON.stringify(t)?.slice(0, 80) });
+    check(t.id, `added_tokens[${i}].id`);
+  });
 }
 
 function readJsonFile(file: string, what: string): unknown {
@@ -200,17 +227,33 @@ export class TextTokenizer {
     if (config !== null && !isJsonObject(config)) {
       throw new FormatError('tokenizer_config.json is not a JSON object', { file: origin.configFile });
     }
+    checkTokenIds(tokenizerJson, tokenizerJson.model, origin.tokenizerFile);
     const cfg = config ?? {};
     const chatTemplate = template ?? templateFromConfig(cfg.chat_template, origin.configFile);
     return new TextTokenizer(tokenizerJson, cfg, chatTemplate, origin);
+  }
+
+  /**
+   * Runs a library call; an untyped error from it comes from a tokenizer.json the library
+   * accepted at load but cannot apply (a malformed post-processor, decoder...), so it is
+   * reported as such.
+   */
+  private library<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (cause) {
+      if (cause instanceof QloraError) throw cause;
+      const msg = cause instanceof Error ? cause.message : String(cause);
+      throw new UnsupportedError(`tokenizer.json could not be used to ${what}`, { file: this.origin.tokenizerFile, got: msg, cause });
+    }
   }
 
   /** Token ids of `text`; special tokens (BOS...) per tokenizer.json's post-processor unless disabled. */
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
     const addSpecial = opts.addSpecialTokens ?? true;
     const s = this.llamaSpecials;
-    if (!addSpecial || s === null) return this.tok.encode(text, { add_special_tokens: addSpecial }).ids;
-    const ids = this.tok.encode(text, { add_special_tokens: false }).ids;
+    if (!addSpecial || s === null) return this.library('encode', () => this.tok.encode(text, { add_special_tokens: addSpecial }).ids);
+    const ids = this.library('encode', () => this.tok.encode(text, { add_special_tokens: false }).ids);
     if (s.addBos && this.bosTokenId !== null) ids.unshift(this.bosTokenId);
     if (s.addEos && this.eosTokenIds.length > 0) ids.push(this.eosTokenIds[0]);
     return ids;
@@ -218,10 +261,10 @@ export class TextTokenizer {
 
   decode(ids: readonly number[], opts: { skipSpecialTokens?: boolean } = {}): string {
     if (ids.length === 0) return ''; // the library refuses an empty list
-    return this.tok.decode(ids as number[], {
+    return this.library('decode', () => this.tok.decode(ids as number[], {
       skip_special_tokens: opts.skipSpecialTokens ?? false,
       clean_up_tokenization_spaces: this.cleanUpSpaces,
-    });
+    }));
   }
 
   tokenToId(token: string): number | undefined {
