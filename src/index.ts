@@ -70,3 +70,25 @@ export { generate, generateBatch, type GenerateOptions, type GenerationResult } 
 export { Sampler, Rng, type SamplingOptions } from './model/sampling.js';
 export { evaluatePerplexity, type PerplexityOptions, type PerplexityResult } from './model/perplexity.js';
 export { loadPeftAdapter } from './model/peft-adapter.js';
+export { writePeftAdapter, peftAdapterConfigJson, type PeftModuleToWrite, type PeftConfigToWrite, type PeftWriteDtype } from './formats/peft-write.js';
+
+// train: datasets, batches, loss curves
+export {
+  loadDataset,
+  withExamples,
+  IGNORE_LABEL,
+  BatchIterator,
+  evalBatches,
+  splitDataset,
+  type Batch,
+  type BatchCursor,
+  type DatasetFormat,
+  type DatasetOptions,
+  type TrainExample,
+  type DatasetStats,
+  type TokenizedDataset,
+} from './train/data.js';
+export { renderLossCurveSvg, readMetrics, plotRun, type Metric, type TrainMetric, type EvalMetric } from './train/plot.js';
+
+// export: PEFT adapters, merged folders, bnb-4bit, GGUF models and adapters
+export * from './export/index.js';
