@@ -13,10 +13,13 @@
 //                attentionMask? [B, startPos+T] (1 = token, 0 = left padding), logits: 'all'|'last' }
 //        With a cache, this call's k/v rows are appended at startPos and cache.length advances.
 //   model.loss(ids, B, T, labels?)         mean causal-LM loss (HF label shift; labels -100 = ignored)
-//   model.forwardBackward(ids, B, T, labels?)  the same loss, accumulating d loss / d(LoRA A, B)
-//                                          into each slot's dA / dB (the caller zeroes them)
+//   model.forwardBackward(ids, B, T, labels?, opts?)  the same loss, accumulating lossScale · d loss /
+//                                          d(LoRA A, B) into each slot's dA / dB (the caller zeroes
+//                                          them); opts.dropoutSeed turns LoRA dropout on for this pass
 //   model.linear(name), model.linears()    the projections by checkpoint name (LoRA attaches here)
-//   model.attachLora(name, A, B, r, scale) put an adapter (PEFT A [r,in], B [out,r]) into a slot
+//   model.attachLora(name, A, B, r, scale, {dropout}?)  put an adapter (PEFT A [r,in], B [out,r]) into a slot
+//   model.enableFullTraining()             every weight, norm and the embedding trained (f32 models):
+//                                          returns the parameters with their gradient buffers
 //   model.dispose()                        free kernel buffers
 // Training batches need no attention mask: pad on the right and give those labels -100 (causal
 // attention never lets real tokens see later padding). Memory of the training path: the input of
@@ -34,7 +37,8 @@ import {
   createDecoderLayerCache, createDecoderLayerGradScratch, decoderLayerBackward, decoderLayerForward, decoderLayerForwardLastRows, layerLinears,
   type DecoderLayerCache, type DecoderLayerWeights,
 } from '../nn/decoder-layer.js';
-import { embeddingForward } from '../nn/embedding.js';
+import { dropoutKey } from '../nn/dropout.js';
+import { embeddingBackward, embeddingForward } from '../nn/embedding.js';
 import { createLinearCache, linearBackward, linearForward, maxLoraRank, type Linear, type LoraSlot } from '../nn/linear.js';
 import { crossEntropyBackward, crossEntropyForward, IGNORE_INDEX, shiftLabels, type LossResult } from '../nn/loss.js';
 import { buildRopeTables, type RopeParams, type RopeTables } from '../nn/rope.js';
@@ -78,6 +82,27 @@ export interface LlamaWeights {
 }
 
 
+/** A trained tensor and its gradient buffer (same layout), by Hugging Face checkpoint name. */
+export interface ModelParam {
+  readonly name: string;
+  readonly data: Float32Array;
+  readonly grad: Float32Array;
+  /** Weight decay applies (false for norms and biases, as the HF Trainer groups them). */
+  readonly decay: boolean;
+}
+
+export interface BackwardOptions {
+  /** d loss is multiplied by this (gradient accumulation weights micro-batches); default 1. */
+  readonly lossScale?: number;
+  /** Seed of this pass's LoRA dropout masks; without it no dropout runs. */
+  readonly dropoutSeed?: number;
+}
+
+export interface LoraOptions {
+  /** Dropout probability on the LoRA input during training, in [0, 1); default 0. */
+  readonly dropout?: number;
+}
+
 export interface ForwardOptions {
   readonly cache?: KvCache;
   /** Rows already in the cache before this call; default cache.length (0 without a cache). */
@@ -103,6 +128,8 @@ export class LlamaModel<C extends LlamaDims = ModelConfig, Tok = TextTokenizer> 
   private rope: RopeTables | null = null;
   private workspace: ForwardWorkspace | null = null;
   private readonly byName = new Map<string, Linear>();
+  /** d loss / d embed in full-parameter training (also the tied lm head's dW), else null. */
+  private embedGrad: Float32Array | null = null;
   private disposed = false;
 
   /** The folder's generation_config.json (sampling defaults, EOS ids); null for a GGUF file or none. */
@@ -138,8 +165,10 @@ export class LlamaModel<C extends LlamaDims = ModelConfig, Tok = TextTokenizer> 
   }
 
   /** Attach (or replace) a LoRA adapter: A [r, in], B [out, r], copied into kernel buffers. */
-  attachLora(name: string, A: Float32Array, B: Float32Array, r: number, scale: number): LoraSlot {
+  attachLora(name: string, A: Float32Array, B: Float32Array, r: number, scale: number, opts: LoraOptions = {}): LoraSlot {
     const lin = this.linear(name);
+    const dropout = opts.dropout ?? 0;
+    if (!(dropout >= 0 && dropout < 1)) throw new ShapeError('LoRA dropout must be in [0, 1)', { field: `${name}.lora_dropout`, expected: '0 <= p < 1', got: String(dropout) });
     if (A.length !== r * lin.inFeatures) throw new ShapeError('lora_A has the wrong size', { field: `${name}.lora_A`, expected: `[${r}, ${lin.inFeatures}]`, got: `${A.length} values` });
     if (B.length !== lin.outFeatures * r) throw new ShapeError('lora_B has the wrong size', { field: `${name}.lora_B`, expected: `[${lin.outFeatures}, ${r}]`, got: `${B.length} values` });
     const alloc = (src: Float32Array | null, n: number): Float32Array => {
@@ -148,10 +177,48 @@ export class LlamaModel<C extends LlamaDims = ModelConfig, Tok = TextTokenizer> 
       this.ownedBuffers.push(buf);
       return buf;
     };
-    const slot: LoraSlot = { r, scale, A: alloc(A, A.length), B: alloc(B, B.length), dA: alloc(null, A.length), dB: alloc(null, B.length) };
+    const slot: LoraSlot = { r, scale, A: alloc(A, A.length), B: alloc(B, B.length), dA: alloc(null, A.length), dB: alloc(null, B.length), dropout, dropoutKey: null };
     lin.lora = slot;
     this.dropWorkspace();
     return slot;
+  }
+
+  /**
+   * Full-parameter training: gives every Linear, norm and the embedding a gradient buffer (zeroed)
+   * and returns them all by checkpoint name. Only for f32 weights (4-bit or int8 weights are
+   * frozen by construction). Idempotent: a second call returns the same buffers.
+   */
+  enableFullTraining(): ModelParam[] {
+    const w = this.weights;
+    const alloc = (n: number): Float32Array => {
+      const buf = this.kernels.allocF32(n);
+      this.ownedBuffers.push(buf);
+      return buf;
+    };
+    const params: ModelParam[] = [];
+    if (this.embedGrad === null) this.embedGrad = alloc(w.embed.length);
+    params.push({ name: 'model.embed_tokens.weight', data: w.embed, grad: this.embedGrad, decay: true });
+    const linearParams = (lin: Linear): void => {
+      if (lin.weight.kind !== 'f32') {
+        throw new UnsupportedError('full-parameter training needs f32 weights', { field: `${lin.name}.weight`, expected: 'an unquantized model (quant none)', got: lin.weight.kind });
+      }
+      const tied = lin.weight.data === w.embed;
+      if (!lin.grad) lin.grad = { dW: tied ? this.embedGrad : alloc(lin.weight.data.length), db: lin.bias === null ? null : alloc(lin.bias.length) };
+      if (!tied) params.push({ name: `${lin.name}.weight`, data: lin.weight.data, grad: lin.grad.dW as Float32Array, decay: true });
+      if (lin.bias !== null) params.push({ name: `${lin.name}.bias`, data: lin.bias, grad: lin.grad.db as Float32Array, decay: false });
+    };
+    const normParam = (norm: RmsNorm): void => {
+      if (!norm.grad) norm.grad = alloc(norm.weight.length);
+      params.push({ name: `${norm.name}.weight`, data: norm.weight, grad: norm.grad, decay: false });
+    };
+    for (const layer of w.layers) {
+      normParam(layer.inputNorm);
+      for (const lin of layerLinears(layer)) linearParams(lin);
+      normParam(layer.postNorm);
+    }
+    normParam(w.norm);
+    linearParams(w.lmHead);
+    return params;
   }
 
   // ---- inference ------------------------------------------------------------------------------
@@ -228,11 +295,18 @@ export class LlamaModel<C extends LlamaDims = ModelConfig, Tok = TextTokenizer> 
    * Loss plus backward: d(mean loss)/d(LoRA A, B) is ADDED into every slot's dA / dB.
    * Gradient checkpointing: only each layer's input is kept; layers are re-run during backward.
    */
-  forwardBackward(ids: Int32Array, B: number, T: number, labels?: Int32Array): LossResult {
-    return this.runTraining(ids, B, T, labels, true);
+  forwardBackward(ids: Int32Array, B: number, T: number, labels?: Int32Array, opts: BackwardOptions = {}): LossResult {
+    const slots = [...this.byName.values()].map((lin) => lin.lora);
+    const seed = opts.dropoutSeed;
+    if (seed !== undefined) slots.forEach((slot, i) => { if (slot !== null) slot.dropoutKey = dropoutKey(seed, i); });
+    try {
+      return this.runTraining(ids, B, T, labels, true, opts.lossScale ?? 1, seed !== undefined);
+    } finally {
+      for (const slot of slots) if (slot !== null) slot.dropoutKey = null;
+    }
   }
 
-  private runTraining(ids: Int32Array, B: number, T: number, labels: Int32Array | undefined, backward: boolean): LossResult {
+  private runTraining(ids: Int32Array, B: number, T: number, labels: Int32Array | undefined, backward: boolean, lossScale = 1, dropout = false): LossResult {
     this.checkAlive();
     const k = this.kernels;
     const cfg = this.config;
@@ -246,7 +320,7 @@ export class LlamaModel<C extends LlamaDims = ModelConfig, Tok = TextTokenizer> 
     const targets = shiftLabels(labels ?? ids, B, T);
     const positions = defaultPositions(B, T, 0, null);
     const ctx: SequenceContext = { B, T, positions, rope: this.ropeFor(positions, N), startPos: 0, keyStart: null };
-    const dims = { B, T, C, loraRank: maxLoraRank(this.byName.values()), keepProbs: backward };
+    const dims = { B, T, C, loraRank: maxLoraRank(this.byName.values()), keepProbs: backward, dropout };
     const arena = new Arena(k);
     try {
       // Layer inputs: acts[l] is the input of layer l; acts[L] the final hidden state.
@@ -262,7 +336,7 @@ export class LlamaModel<C extends LlamaDims = ModelConfig, Tok = TextTokenizer> 
       const R = Math.max(1, Math.min(N, Math.floor(HEAD_CHUNK_ELEMENTS / V)));
       let count = 0;
       for (let i = 0; i < N; i++) if (targets[i] !== IGNORE_INDEX) count++;
-      const headCache = createLinearCache();
+      const headCache = createLinearCache(dropout ? arena.f32(R * C) : null);
       const headXa = arena.f32(R * dims.loraRank);
       const dxa = arena.f32(R * dims.loraRank);
       const logits = arena.f32(R * V);
@@ -276,14 +350,14 @@ export class LlamaModel<C extends LlamaDims = ModelConfig, Tok = TextTokenizer> 
         linearForward(k, logits, headCache, this.weights.lmHead, xn.subarray(r0 * C, (r0 + rows) * C), rows, headXa);
         sum += crossEntropyForward(k, losses, logits, tg, rows, V).sum;
         if (!backward) continue;
-        crossEntropyBackward(k, dlogits, logits, tg, rows, V, count);
+        crossEntropyBackward(k, dlogits, logits, tg, rows, V, count, lossScale);
         linearBackward(k, grad.subarray(r0 * C, (r0 + rows) * C), dlogits, headCache, this.weights.lmHead, rows, dxa);
       }
       const result: LossResult = { loss: count > 0 ? sum / count : Number.NaN, sum, count };
       if (!backward) return result;
 
       let dy = arena.f32(N * C);
-      rmsnormBackward(k, dy, null, grad, normCache, this.weights.norm, N, C);
+      rmsnormBackward(k, dy, this.weights.norm.grad ?? null, grad, normCache, this.weights.norm, N, C);
       const scratch = createDecoderLayerGradScratch(arena, this.weights.layers[0], dims);
       let dx = grad;
       for (let l = L - 1; l >= 0; l--) {
@@ -293,6 +367,8 @@ export class LlamaModel<C extends LlamaDims = ModelConfig, Tok = TextTokenizer> 
         decoderLayerBackward(k, dx, dy, layerCache, this.weights.layers[l], ctx, C, scratch);
         [dx, dy] = [dy, dx];
       }
+      // dy now holds d loss / d acts[0], the embedding output.
+      if (this.embedGrad !== null) embeddingBackward(k, this.embedGrad, dy, ids, N, C);
       return result;
     } finally {
       arena.release();

@@ -64,12 +64,13 @@ export interface AttentionCache {
   readonly xa: { q: Float32Array; k: Float32Array; v: Float32Array; o: Float32Array };
 }
 
-export function createAttentionCache(arena: Arena, w: AttentionWeights, B: number, T: number, loraRank: number, keepProbs: boolean): AttentionCache {
+/** `dropBuf`: scratch of at least N·max(C, H·D) values when LoRA dropout may run, else null. */
+export function createAttentionCache(arena: Arena, w: AttentionWeights, B: number, T: number, loraRank: number, keepProbs: boolean, dropBuf: Float32Array | null = null): AttentionCache {
   const N = B * T;
   const { H, Hkv, D } = w;
   const probs = keepProbs ? Array.from({ length: B }, () => arena.f32(H * T * T)) : null;
   return {
-    qc: createLinearCache(), kc: createLinearCache(), vc: createLinearCache(), oc: createLinearCache(),
+    qc: createLinearCache(dropBuf), kc: createLinearCache(dropBuf), vc: createLinearCache(dropBuf), oc: createLinearCache(dropBuf),
     q: arena.f32(N * H * D), k: arena.f32(N * Hkv * D), v: arena.f32(N * Hkv * D), att: arena.f32(N * H * D), probs,
     xa: { q: arena.f32(N * loraRank), k: arena.f32(N * loraRank), v: arena.f32(N * loraRank), o: arena.f32(N * loraRank) },
   };

@@ -52,14 +52,18 @@ export interface LayerDims {
   readonly loraRank: number;
   /** Keep the attention probabilities (training). */
   readonly keepProbs: boolean;
+  /** LoRA dropout may run (a training pass with dropout keys): allocate its scratch. */
+  readonly dropout?: boolean;
 }
 
 export function createDecoderLayerCache(arena: Arena, w: DecoderLayerWeights, d: LayerDims): DecoderLayerCache {
   const N = d.B * d.T;
+  // One dropout scratch serves all seven projections: each regenerates its mask when it needs it.
+  const dropBuf = d.dropout === true ? arena.f32(N * Math.max(d.C, w.attn.o.inFeatures, w.mlp.F)) : null;
   return {
-    n1: { x: null, rstd: arena.f32(N) }, xn1: arena.f32(N * d.C), attn: createAttentionCache(arena, w.attn, d.B, d.T, d.loraRank, d.keepProbs),
+    n1: { x: null, rstd: arena.f32(N) }, xn1: arena.f32(N * d.C), attn: createAttentionCache(arena, w.attn, d.B, d.T, d.loraRank, d.keepProbs, dropBuf),
     branch: arena.f32(N * d.C), h: arena.f32(N * d.C), n2: { x: null, rstd: arena.f32(N) }, xn2: arena.f32(N * d.C),
-    mlp: createMlpCache(arena, w.mlp.F, N, d.loraRank),
+    mlp: createMlpCache(arena, w.mlp.F, N, d.loraRank, dropBuf),
   };
 }
 
@@ -117,7 +121,8 @@ export function decoderLayerForwardLastRows(k: Kernels, y: Float32Array, cache: 
 }
 
 /**
- * dx[N, C] += d layer / dx · dy, accumulating LoRA gradients into the slots. `cache` must hold
+ * dx[N, C] += d layer / dx · dy, accumulating LoRA gradients into the slots (and weight gradients
+ * into the norms' and Linears' grad buffers in full-parameter training). `cache` must hold
  * the forward of this very layer and input (re-run it first when checkpointing).
  */
 export function decoderLayerBackward(k: Kernels, dx: Float32Array, dy: Float32Array, cache: DecoderLayerCache, w: DecoderLayerWeights, ctx: SequenceContext, C: number, s: DecoderLayerGradScratch): void {
@@ -128,10 +133,10 @@ export function decoderLayerBackward(k: Kernels, dx: Float32Array, dy: Float32Ar
   dh.set(dy.subarray(0, n));
   const dxn = s.dxn.subarray(0, n).fill(0);
   mlpBackward(k, dxn, dy, cache.mlp, w.mlp, N, s.mlp);
-  rmsnormBackward(k, dh, null, dxn, cache.n2, w.postNorm, N, C);
+  rmsnormBackward(k, dh, w.postNorm.grad ?? null, dxn, cache.n2, w.postNorm, N, C);
   // h = x + attn(norm₁(x))  →  dx += dh + norm₁ᵀ(attnᵀ(dh))
   for (let i = 0; i < n; i++) dx[i] += dh[i];
   dxn.fill(0);
   attentionBackward(k, dxn, dh, cache.attn, w.attn, ctx, s.attn);
-  rmsnormBackward(k, dx, null, dxn, cache.n1, w.inputNorm, N, C);
+  rmsnormBackward(k, dx, w.inputNorm.grad ?? null, dxn, cache.n1, w.inputNorm, N, C);
 }

@@ -4,13 +4,14 @@
 // Quant4Weight (NF4/FP4, consumed by the kernels without materialising f32), or int8 per-row
 // (the `int8` per-module override; dequantized panel by panel into the f32 matmul). The optional LoRA
 // slot follows PEFT semantics (FORMATS.md §10): A [r, in], B [out, r], scale s = α/r (or α/√r),
-// dropout applies only to the LoRA input (not implemented here: dropout is a training concern and
-// is passed in as an already-masked input by the trainer when it exists).
+// dropout p on the LoRA input only (nn/dropout.ts), active while the slot has a dropout key (the
+// model sets keys for a training forward/backward and clears them after).
 //
 // Not here: choosing the weight type (quant/ plans it, model/ loads it), optimiser state.
-// Gradients: the base weight and bias are frozen in QLoRA, so backward produces dx, dA, dB only
-// (plus db / dW when a caller gives those buffers, for full-parameter training later).
+// Gradients: the base weight and bias are frozen in QLoRA, so backward produces dx, dA, dB; in
+// full-parameter training (f32 weights) a Linear also carries dW / db buffers, accumulated here.
 import type { Kernels } from '../kernels/kernels.js';
+import { dropoutBackwardAdd, dropoutForward } from './dropout.js';
 import type { Quant4Weight } from '../quant/types.js';
 
 /** Int8 per-row weights as quant/int8.ts stores them (no kernel consumes them directly). */
@@ -45,6 +46,16 @@ export interface LoraSlot {
   readonly dA: Float32Array;
   /** d loss / dB, [out, r]. */
   readonly dB: Float32Array;
+  /** Dropout probability on the LoRA input, in [0, 1). */
+  readonly dropout: number;
+  /** Mask key of the current training pass; null outside training (no dropout). */
+  dropoutKey: number | null;
+}
+
+/** Gradient buffers of a trained (unfrozen) f32 Linear: dW [out, in], db [out]; accumulated. */
+export interface LinearGrad {
+  readonly dW: Float32Array | null;
+  readonly db: Float32Array | null;
 }
 
 export interface Linear {
@@ -56,6 +67,8 @@ export interface Linear {
   /** [out] or null. */
   readonly bias: Float32Array | null;
   lora: LoraSlot | null;
+  /** Full-parameter training: where d loss / d(weight, bias) accumulate; null when frozen. */
+  grad?: LinearGrad | null;
 }
 
 /** What backward needs from forward: the input (a reference, not a copy) and s·(x·Aᵀ). */
@@ -63,10 +76,21 @@ export interface LinearCache {
   x: Float32Array | null;
   /** [M, r] = s · x · Aᵀ (the scaled LoRA hidden); only meaningful when the Linear has LoRA. */
   xaScaled: Float32Array | null;
+  /**
+   * [rows, in] scratch for the dropped-out LoRA input, or null (no dropout). Backward regenerates
+   * the mask from the key instead of keeping the dropped input, so the caches of one layer can
+   * share one buffer.
+   */
+  readonly dropBuf: Float32Array | null;
 }
 
-export function createLinearCache(): LinearCache {
-  return { x: null, xaScaled: null };
+export function createLinearCache(dropBuf: Float32Array | null = null): LinearCache {
+  return { x: null, xaScaled: null, dropBuf };
+}
+
+/** True when a training pass applies dropout to this Linear's LoRA input. */
+function dropoutActive(lora: LoraSlot): boolean {
+  return lora.dropout > 0 && lora.dropoutKey !== null;
 }
 
 /** y[M,out] = x[M,in]·Wᵀ (+ b) (+ s·(x·Aᵀ)·Bᵀ). `xaScaled` is [M, r] scratch (kept as the cache). */
@@ -111,8 +135,9 @@ function finishForward(k: Kernels, y: Float32Array, cache: LinearCache | null, l
   const lora = lin.lora;
   if (lora !== null) {
     if (xaScaled === null) throw new Error(`linearForward ${lin.name}: LoRA needs an [M, r] scratch buffer`);
+    const xLora = droppedInput(cache, lin, x, M);
     const xa = xaScaled.subarray(0, M * lora.r);
-    k.matmulXWt(xa, x, lora.A, M, K, lora.r, false);
+    k.matmulXWt(xa, xLora ?? x, lora.A, M, K, lora.r, false);
     k.scale(xa, M * lora.r, lora.scale);
     k.matmulXWt(y, xa, lora.B, M, lora.r, N, true);
   }
@@ -122,9 +147,20 @@ function finishForward(k: Kernels, y: Float32Array, cache: LinearCache | null, l
   }
 }
 
+/** dropout(x) into the cache's scratch when this pass drops the LoRA input, else null. */
+function droppedInput(cache: LinearCache | null, lin: Linear, x: Float32Array, M: number): Float32Array | null {
+  const lora = lin.lora;
+  if (lora === null || !dropoutActive(lora)) return null;
+  if (cache === null || cache.dropBuf === null) throw new Error(`linear ${lin.name}: LoRA dropout needs a cache with a dropout buffer`);
+  const n = M * lin.inFeatures;
+  const out = cache.dropBuf.subarray(0, n);
+  dropoutForward(out, x, n, lora.dropout, lora.dropoutKey as number);
+  return out;
+}
+
 /**
- * Backward of linearForward. dx[M,in] += dy·W (+ LoRA path) when dx is given; lora.dA/dB +=.
- * `dxa` is [M, r] scratch. Base weight and bias are frozen (no dW / db).
+ * Backward of linearForward. dx[M,in] += dy·W (+ LoRA path) when dx is given; lora.dA/dB +=;
+ * lin.grad.dW / db += when the Linear is trained. `dxa` is [M, r] scratch.
  */
 export function linearBackward(k: Kernels, dx: Float32Array | null, dy: Float32Array, cache: LinearCache, lin: Linear, M: number, dxa: Float32Array | null): void {
   const { inFeatures: K, outFeatures: N } = lin;
@@ -140,6 +176,7 @@ export function linearBackward(k: Kernels, dx: Float32Array | null, dy: Float32A
       k.matmulDyW(dx, tmp, panel, M, P, K, true);
     });
   }
+  if (lin.grad) weightGrads(k, lin.grad, dy, x, M, N, K);
   const lora = lin.lora;
   if (lora === null) return;
   const xa = cache.xaScaled;
@@ -151,9 +188,29 @@ export function linearBackward(k: Kernels, dx: Float32Array | null, dy: Float32A
   const g = dxa.subarray(0, M * r);
   k.matmulDyW(g, dy, lora.B, M, N, r, false);
   k.scale(g, M * r, lora.scale);
-  // dA[r,K] += d(xa)ᵀ · x ;  dx += d(xa) · A
-  k.matmulDytX(lora.dA, g, x, M, r, K, true);
-  if (dx !== null) k.matmulDyW(dx, g, lora.A, M, r, K, true);
+  // dA[r,K] += d(xa)ᵀ · xLora ;  dx += dropoutᵀ(d(xa) · A)
+  const xLora = droppedInput(cache, lin, x, M);
+  k.matmulDytX(lora.dA, g, xLora ?? x, M, r, K, true);
+  if (dx === null) return;
+  if (xLora === null) {
+    k.matmulDyW(dx, g, lora.A, M, r, K, true);
+  } else {
+    // The dropped input is no longer needed: its buffer takes d(xa) · A before the mask.
+    k.matmulDyW(xLora, g, lora.A, M, r, K, false);
+    dropoutBackwardAdd(dx, xLora, M * K, lora.dropout, lora.dropoutKey as number);
+  }
+}
+
+/** dW[N,K] += dyᵀ · x;  db[N] += column sums of dy. */
+function weightGrads(k: Kernels, g: LinearGrad, dy: Float32Array, x: Float32Array, M: number, N: number, K: number): void {
+  if (g.dW !== null) k.matmulDytX(g.dW, dy, x, M, N, K, true);
+  if (g.db !== null) {
+    const db = g.db;
+    for (let m = 0; m < M; m++) {
+      const row = m * N;
+      for (let n = 0; n < N; n++) db[n] += dy[row + n];
+    }
+  }
 }
 
 /**

@@ -26,9 +26,10 @@ export interface MlpCache {
   readonly xa: { gate: Float32Array; up: Float32Array; down: Float32Array };
 }
 
-export function createMlpCache(arena: Arena, F: number, N: number, loraRank: number): MlpCache {
+/** `dropBuf`: scratch of at least N·max(C, F) values when LoRA dropout may run, else null. */
+export function createMlpCache(arena: Arena, F: number, N: number, loraRank: number, dropBuf: Float32Array | null = null): MlpCache {
   return {
-    gc: createLinearCache(), uc: createLinearCache(), dc: createLinearCache(),
+    gc: createLinearCache(dropBuf), uc: createLinearCache(dropBuf), dc: createLinearCache(dropBuf),
     gate: arena.f32(N * F), up: arena.f32(N * F), hidden: arena.f32(N * F),
     xa: { gate: arena.f32(N * loraRank), up: arena.f32(N * loraRank), down: arena.f32(N * loraRank) },
   };

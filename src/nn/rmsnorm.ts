@@ -1,7 +1,8 @@
 // RMSNorm (FORMATS.md §5.3): out[T,C] = x / sqrt(mean(x²) + eps) · weight, forward and backward.
 // Computed in f32 as Hugging Face's LlamaRMSNorm does for an f32 model. The cache keeps a
 // reference to the input and the per-row 1/rms (rstd[T]); backward accumulates into dx.
-// Not here: the weight's gradient in QLoRA (frozen: pass null); the compute itself (kernels).
+// The weight is frozen in QLoRA (pass null for dweight); full-parameter training passes norm.grad.
+// Not here: the compute itself (kernels).
 import type { Kernels } from '../kernels/kernels.js';
 
 export interface RmsNorm {
@@ -10,6 +11,8 @@ export interface RmsNorm {
   /** [C] */
   readonly weight: Float32Array;
   readonly eps: number;
+  /** Full-parameter training: d loss / d weight [C], accumulated; null/absent when frozen. */
+  grad?: Float32Array | null;
 }
 
 export interface RmsNormCache {
