@@ -72,7 +72,7 @@ export { evaluatePerplexity, type PerplexityOptions, type PerplexityResult } fro
 export { loadPeftAdapter } from './model/peft-adapter.js';
 export { writePeftAdapter, peftAdapterConfigJson, type PeftModuleToWrite, type PeftConfigToWrite, type PeftWriteDtype } from './formats/peft-write.js';
 
-// train: datasets, batches, loss curves
+// train: datasets, batches, loss curves, optimiser, LR schedules
 export {
   loadDataset,
   withExamples,
@@ -89,6 +89,19 @@ export {
   type TokenizedDataset,
 } from './train/data.js';
 export { renderLossCurveSvg, readMetrics, plotRun, type Metric, type TrainMetric, type EvalMetric } from './train/plot.js';
+export {
+  AdamW,
+  gradNorm,
+  clipGradNorm,
+  stateTensorsToWrite,
+  OPTIM_BLOCK_SIZE,
+  MIN_8BIT_SIZE,
+  type TrainableParam,
+  type AdamWOptions,
+  type StateBits,
+  type StateTensor,
+} from './train/optim.js';
+export { learningRate, validateSchedule, type ScheduleOptions, type ScheduleKind } from './train/schedule.js';
 
 // export: PEFT adapters, merged folders, bnb-4bit, GGUF models and adapters
 export * from './export/index.js';
