@@ -7,6 +7,7 @@ import { register as registerExport } from './export.js';
 import { register as registerInspect } from './inspect.js';
 import { register as registerPlot } from './plot.js';
 import { register as registerQuantize } from './quantize.js';
+import { register as registerTrain } from './train.js';
 
 type Register = (program: Command) => void;
 
@@ -17,6 +18,7 @@ const registrations: Register[] = [
   registerInspect,
   registerPlot,
   registerQuantize,
+  registerTrain,
 ];
 
 export function registerCommands(program: Command): void {
