@@ -4,5 +4,6 @@ import type { BenchSuite } from '../harness.js';
 import { kernelsSuite } from './kernels.js';
 import { modelSuite } from './model.js';
 import { quantSuite } from './quant.js';
+import { trainSuite } from './train.js';
 
-export const SUITES: BenchSuite[] = [kernelsSuite, quantSuite, modelSuite];
+export const SUITES: BenchSuite[] = [kernelsSuite, quantSuite, modelSuite, trainSuite];
