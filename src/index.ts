@@ -72,7 +72,7 @@ export { evaluatePerplexity, type PerplexityOptions, type PerplexityResult } fro
 export { loadPeftAdapter } from './model/peft-adapter.js';
 export { writePeftAdapter, peftAdapterConfigJson, type PeftModuleToWrite, type PeftConfigToWrite, type PeftWriteDtype } from './formats/peft-write.js';
 
-// train: datasets, batches, loss curves, optimiser, LR schedules
+// train: the trainer, LoRA setup, checkpoints, datasets, batches, loss curves, optimiser, LR schedules
 export {
   loadDataset,
   withExamples,
@@ -102,6 +102,10 @@ export {
   type StateTensor,
 } from './train/optim.js';
 export { learningRate, validateSchedule, type ScheduleOptions, type ScheduleKind } from './train/schedule.js';
+export { train, evaluate, type TrainOptions, type TrainResult, type TrainEvent } from './train/trainer.js';
+export { resolveRunConfig, type RunConfig, type RunConfigInput, type Schedule } from './train/train-options.js';
+export { attachNewLora, attachExistingLora, loraParams, loraModules, writeLoraAdapter, selectTargets, targetsModule, loraScale, ALL_LINEAR, type LoraSpec } from './train/lora.js';
+export { latestCheckpoint, verifyCheckpoint, type FoundCheckpoint } from './train/checkpoint.js';
 
 // export: PEFT adapters, merged folders, bnb-4bit, GGUF models and adapters
 export * from './export/index.js';
