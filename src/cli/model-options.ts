@@ -12,7 +12,7 @@ import { loadModel } from '../model/load.js';
 import { resolveQuantizationConfig } from '../quant/config.js';
 
 export interface ModelLoadCliOptions {
-  quant: 'nf4' | 'fp4' | 'none';
+  quant: 'nf4' | 'fp4' | 'none' | 'gguf';
   kernels: KernelBackendName;
   threads?: string;
   progress: boolean;
@@ -25,7 +25,7 @@ export type Activations = 'int8' | 'f32';
 /** `activations`: the command's default (generate: int8, for speed; eval: f32, exact). */
 export function addModelLoadOptions(cmd: Command, activations: Activations): Command {
   return cmd
-    .addOption(new Option('--quant <type>', 'weight type of the linear layers (none keeps f32)').choices(['nf4', 'fp4', 'none']).default('nf4'))
+    .addOption(new Option('--quant <type>', 'weight type of the linear layers (none keeps f32; gguf keeps a .gguf file\'s own block types)').choices(['nf4', 'fp4', 'none', 'gguf']).default('nf4'))
     .addOption(new Option('--kernels <backend>', 'compute backend').choices(['wasm', 'ref']).default('wasm'))
     .option('--threads <n>', 'compute threads (default: available cores)')
     .addOption(new Option('--activations <type>', 'arithmetic of the 4-bit matmuls: int8 = activations quantized per block, ~1.5x faster, not exact ' +
@@ -58,14 +58,14 @@ export async function loadModelFromCli(path: string, o: ModelLoadCliOptions): Pr
   try {
     const model = await loadModel(path, {
       kernels,
-      quant: o.quant === 'none' ? 'none' : resolveQuantizationConfig({ quantType: o.quant }),
+      quant: o.quant === 'none' || o.quant === 'gguf' ? o.quant : resolveQuantizationConfig({ quantType: o.quant }),
       onProgress: (done, total, name) => {
         if (bar === null) return;
         if (bar.getTotal() !== total) bar.start(total, 0, { tensor: name });
         bar.update(done, { tensor: name });
       },
     });
-    return { model, kernels, loadMs: performance.now() - t0, activations: o.quant === 'none' ? 'f32' : o.activations };
+    return { model, kernels, loadMs: performance.now() - t0, activations: o.quant === 'none' || o.quant === 'gguf' ? 'f32' : o.activations };
   } catch (err) {
     await kernels.dispose();
     throw err;

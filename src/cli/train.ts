@@ -60,7 +60,7 @@ export function register(program: Command): void {
     .option('--weight-decay <x>', 'AdamW decoupled weight decay (default 0)')
     .option('--max-grad-norm <x>', 'clip the global gradient norm (default 0.3; 0 = off)')
     .addOption(new Option('--optim <o>', 'optimizer states: adamw (32-bit) or adamw-8bit (blockwise 8-bit, 1/4 the memory)').choices(['adamw', 'adamw-8bit']))
-    .addOption(new Option('--quant <type>', 'frozen base weights (default nf4; none for --full)').choices(['nf4', 'fp4', 'none']))
+    .addOption(new Option('--quant <type>', 'frozen base weights (default nf4; none for --full; gguf keeps a .gguf base\'s own Q4_0/Q8_0/IQ4_NL/... blocks)').choices(['nf4', 'fp4', 'none', 'gguf']))
     .option('--full', 'full-parameter training of an f32 model (every weight, norm and the embedding)')
     .option('--lora-r <n>', 'LoRA rank (default 64; 16 for small models)')
     .option('--lora-alpha <x>', 'LoRA alpha (default 16; 32 for small models)')

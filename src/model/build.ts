@@ -14,7 +14,7 @@ import { quantizeTensor } from '../quant/quantized-tensor.js';
 import type { Quant4Weight } from '../quant/types.js';
 import type { AttentionWeights } from '../nn/attention.js';
 import type { DecoderLayerWeights } from '../nn/decoder-layer.js';
-import type { Linear, LinearWeight } from '../nn/linear.js';
+import type { GgmlWeight, Linear, LinearWeight } from '../nn/linear.js';
 import type { MlpWeights } from '../nn/mlp.js';
 import type { RmsNorm } from '../nn/rmsnorm.js';
 import type { TextTokenizer } from '../formats/tokenizer.js';
@@ -33,6 +33,8 @@ export interface WeightSource {
   readF32Into(name: string, out: Float32Array): void;
   /** Linear weights stored already 4-bit (bnb-4bit folders), by weight name; used as-is. */
   readonly prequantized?: ReadonlyMap<string, () => Quant4Weight>;
+  /** Linear weights kept in a GGUF base's own block types (load quant 'gguf'), by weight name. */
+  readonly native?: ReadonlyMap<string, () => GgmlWeight>;
 }
 
 /** Buffers that buildLlamaModel hands to the model's dispose(). */
@@ -161,6 +163,15 @@ export function buildLlamaModel(source: WeightSource, cfg: ModelConfig, tokenize
     };
     const readOptional = (name: string): Float32Array | null => (expectedNames.has(name) ? readPlain(name) : null);
     const linearWeight = (name: string, shape: readonly number[]): LinearWeight => {
+      const native = source.native?.get(name);
+      if (native !== undefined) {
+        const q = native();
+        if (q.rows !== shape[0] || q.cols !== shape[1]) {
+          throw new ShapeError('GGUF tensor has the wrong shape', { file: source.file, field: name, expected: `[${shape.join(', ')}]`, got: `[${q.rows}, ${q.cols}]` });
+        }
+        progress(name);
+        return { kind: 'ggml', q };
+      }
       const pre = prequantized.get(name);
       if (pre !== undefined) {
         const q = pre();

@@ -2,7 +2,8 @@
 //
 // The frozen base weight W is a *weight type* (ARCHITECTURE.md §1): plain f32, a 4-bit
 // Quant4Weight (NF4/FP4, consumed by the kernels without materialising f32), or int8 per-row
-// (the `int8` per-module override; dequantized panel by panel into the f32 matmul). The optional LoRA
+// (the `int8` per-module override), or a GGUF base's own ggml blocks (Q4_0, Q8_0, IQ4_NL...); those
+// two are dequantized panel by panel into the f32 matmul. The optional LoRA
 // slot follows PEFT semantics (FORMATS.md §10): A [r, in], B [out, r], scale s = α/r (or α/√r),
 // dropout p on the LoRA input only (nn/dropout.ts), active while the slot has a dropout key (the
 // model sets keys for a training forward/backward and clears them after).
@@ -12,6 +13,7 @@
 // full-parameter training (f32 weights) a Linear also carries dW / db buffers, accumulated here.
 import type { Kernels } from '../kernels/kernels.js';
 import { dropoutBackwardAdd, dropoutForward } from './dropout.js';
+import { dequantizeGgml, type GgmlType } from '../quant/ggml/index.js';
 import type { Quant4Weight } from '../quant/types.js';
 
 /** Int8 per-row weights as quant/int8.ts stores them (no kernel consumes them directly). */
@@ -28,7 +30,21 @@ export interface Int8Weight {
 export type LinearWeight =
   | { readonly kind: 'f32'; readonly data: Float32Array }
   | { readonly kind: 'q4'; readonly q: Quant4Weight }
-  | { readonly kind: 'int8'; readonly q: Int8Weight };
+  | { readonly kind: 'int8'; readonly q: Int8Weight }
+  | { readonly kind: 'ggml'; readonly q: GgmlWeight };
+
+/**
+ * A GGUF base's own block-quantized weight (Q4_0, Q8_0, IQ4_NL, ...), rows in HF order: the frozen
+ * weight is exactly what llama.cpp runs, dequantized panel by panel into the f32 matmul.
+ */
+export interface GgmlWeight {
+  readonly type: GgmlType;
+  readonly rows: number;
+  readonly cols: number;
+  /** rows × rowBytes block bytes. */
+  readonly data: Uint8Array;
+  readonly rowBytes: number;
+}
 
 /** Rows of an int8 weight dequantized per f32 matmul (a panel of at most this many values). */
 const INT8_PANEL_ELEMENTS = 1 << 16;
@@ -121,7 +137,7 @@ function baseForward(k: Kernels, y: Float32Array, lin: Linear, x: Float32Array, 
   const w = lin.weight;
   if (w.kind === 'f32') k.matmulXWt(y, x, w.data, M, K, N, false);
   else if (w.kind === 'q4') k.matmulXWtQ4(y, x, w.q, M, false);
-  else int8Panels(k, w.q, M, (panel, n0, P, tmp) => {
+  else weightPanels(k, w, M, (panel, n0, P, tmp) => {
     // tmp[M, P] = x · panelᵀ, then scattered into columns n0..n0+P of y
     k.matmulXWt(tmp, x, panel, M, K, P, false);
     for (let m = 0; m < M; m++) y.set(tmp.subarray(m * P, (m + 1) * P), m * N + n0);
@@ -170,7 +186,7 @@ export function linearBackward(k: Kernels, dx: Float32Array | null, dy: Float32A
     const w = lin.weight;
     if (w.kind === 'f32') k.matmulDyW(dx, dy, w.data, M, N, K, true);
     else if (w.kind === 'q4') k.matmulDyWQ4(dx, dy, w.q, M, true);
-    else int8Panels(k, w.q, M, (panel, n0, P, tmp) => {
+    else weightPanels(k, w, M, (panel, n0, P, tmp) => {
       // dx += dy[:, n0..n0+P] · panel
       for (let m = 0; m < M; m++) tmp.set(dy.subarray(m * N + n0, m * N + n0 + P), m * P);
       k.matmulDyW(dx, tmp, panel, M, P, K, true);
@@ -218,7 +234,9 @@ function weightGrads(k: Kernels, g: LinearGrad, dy: Float32Array, x: Float32Arra
  * kernel buffer and handed to `use(panel [P, cols], firstRow, P, tmp [M, P])`, so the weight is
  * never materialised in f32 as a whole.
  */
-function int8Panels(k: Kernels, w: Int8Weight, M: number, use: (panel: Float32Array, n0: number, P: number, tmp: Float32Array) => void): void {
+/** The int8 or ggml weight dequantized into f32 panels of rows n0..n0+P, each handed to `use`. */
+function weightPanels(k: Kernels, weight: { kind: 'int8'; q: Int8Weight } | { kind: 'ggml'; q: GgmlWeight }, M: number, use: (panel: Float32Array, n0: number, P: number, tmp: Float32Array) => void): void {
+  const w = weight.q;
   const K = w.cols;
   const rowsPerPanel = Math.max(1, Math.min(w.rows, Math.floor(INT8_PANEL_ELEMENTS / K)));
   const panel = k.allocF32(rowsPerPanel * K);
@@ -226,10 +244,16 @@ function int8Panels(k: Kernels, w: Int8Weight, M: number, use: (panel: Float32Ar
   try {
     for (let n0 = 0; n0 < w.rows; n0 += rowsPerPanel) {
       const P = Math.min(rowsPerPanel, w.rows - n0);
-      for (let r = 0; r < P; r++) {
-        const s = w.scales[n0 + r];
-        const o = (n0 + r) * K;
-        for (let c = 0; c < K; c++) panel[r * K + c] = Math.fround(w.codes[o + c] * s);
+      if (weight.kind === 'ggml') {
+        const g = weight.q;
+        dequantizeGgml(g.type, g.data.subarray(n0 * g.rowBytes, (n0 + P) * g.rowBytes), P * K, panel.subarray(0, P * K));
+      } else {
+        const q = weight.q;
+        for (let r = 0; r < P; r++) {
+          const s = q.scales[n0 + r];
+          const o = (n0 + r) * K;
+          for (let c = 0; c < K; c++) panel[r * K + c] = Math.fround(q.codes[o + c] * s);
+        }
       }
       use(panel.subarray(0, P * K), n0, P, tmp.subarray(0, M * P));
     }

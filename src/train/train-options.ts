@@ -37,7 +37,8 @@ export interface RunConfig {
   readonly weightDecay: number;
   readonly maxGradNorm: number;
   readonly optimStates: '32bit' | '8bit';
-  readonly quant: 'nf4' | 'fp4' | 'none';
+  /** Frozen base weights; 'gguf' keeps a GGUF base's own block types (Q4_0, Q8_0, IQ4_NL...). */
+  readonly quant: 'nf4' | 'fp4' | 'none' | 'gguf';
   readonly full: boolean;
   readonly lora: LoraSpec;
   /** PEFT adapter folder to continue from, or null. */
@@ -125,7 +126,7 @@ export function resolveRunConfig(input: RunConfigInput, facts: ModelFacts): RunC
   };
   if (!(lora.alpha > 0)) fail('loraAlpha', 'a number > 0', lora.alpha);
   if (lora.dropout >= 1) fail('loraDropout', 'a probability in [0, 1)', lora.dropout);
-  const quant = oneOf(input.quant ?? (full ? 'none' : 'nf4'), 'quant', ['nf4', 'fp4', 'none'] as const);
+  const quant = oneOf(input.quant ?? (full ? 'none' : 'nf4'), 'quant', ['nf4', 'fp4', 'none', 'gguf'] as const);
   if (full && quant !== 'none') fail('quant', 'none (full-parameter training trains f32 weights)', quant);
   if (full && input.adapter) fail('adapter', 'no adapter in full-parameter mode', input.adapter);
   const evalSplit = nonNegative(input.evalSplit ?? (input.evalData ? 0 : DEFAULT_EVAL_SPLIT), 'evalSplit');

@@ -120,7 +120,7 @@ async function runWithKernels(kernels: Kernels, input: RunConfigInput, runDir: s
   if (input.full === true && input.quant !== undefined && input.quant !== 'none') throw new ConfigError('full-parameter training trains f32 weights', { field: 'quant', expected: 'none', got: input.quant });
   const quant = input.quant ?? (input.full === true ? 'none' : 'nf4');
   const model = await loadModel(modelPath, {
-    kernels, quant: quant === 'none' ? 'none' : resolveQuantizationConfig({ quantType: quant }),
+    kernels, quant: quant === 'none' || quant === 'gguf' ? quant : resolveQuantizationConfig({ quantType: quant }),
     onProgress: (done, total) => emit({ kind: 'load', done, total }),
   });
   try {
