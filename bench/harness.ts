@@ -49,6 +49,13 @@ export interface BenchSuite {
   run(ctx: BenchContext): Promise<void>;
 }
 
+/** Median, min and max of per-run seconds. */
+export function timingOf(seconds: readonly number[]): Timing {
+  const s = [...seconds].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return { median: s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2, min: s[0], max: s[s.length - 1], runs: s.length };
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;

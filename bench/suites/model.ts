@@ -25,7 +25,7 @@ import type { LlamaModel } from '../../src/model/llama.js';
 import { loadModel } from '../../src/model/load.js';
 import { Rng, argmax } from '../../src/model/sampling.js';
 import { resolveQuantizationConfig } from '../../src/quant/config.js';
-import type { BenchContext, BenchSuite, Timing } from '../harness.js';
+import { timingOf, type BenchContext, type BenchSuite, type Timing } from '../harness.js';
 import { SMOLLM2_135M_SHAPE, writeBenchHfModel, writeBenchQ4_0Gguf } from '../model-files.js';
 
 const SHAPE = SMOLLM2_135M_SHAPE;
@@ -38,12 +38,6 @@ const BOS = 1;
 /** Timed runs per measurement (after one untimed warm-up run of each side). */
 const RUNS = 5;
 const PEER = 'peer:llama.cpp-q4_0:';
-
-function timingOf(seconds: number[]): Timing {
-  const s = [...seconds].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return { median: s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2, min: s[0], max: s[s.length - 1], runs: s.length };
-}
 
 /** One warm-up each, then RUNS rounds running every side in turn; each function returns its own seconds. */
 async function rotate(sides: readonly (() => Promise<number>)[]): Promise<Timing[]> {

@@ -14,7 +14,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BenchContext, BenchSuite, Timing } from '../harness.js';
+import { timingOf, type BenchContext, type BenchSuite, type Timing } from '../harness.js';
 import { SHARED } from '../../test/helpers/shared.js';
 import { SMOLLM2_135M_SHAPE, writeBenchHfModel } from '../model-files.js';
 
@@ -26,12 +26,6 @@ const WARMUP_STEPS = 1;
 const TIMED_STEPS = 3;
 const PEER = 'peer:pytorch-peft:';
 const PEER_SCRIPT = join(SHARED, 'peers', 'bench_train_peft.py');
-
-function timingOf(seconds: number[]): Timing {
-  const s = [...seconds].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return { median: s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2, min: s[0], max: s[s.length - 1], runs: s.length };
-}
 
 function runOurs(ctx: BenchContext, dir: string): { timing: Timing; peakRssMb: number } {
   const here = fileURLToPath(import.meta.url);

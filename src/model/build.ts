@@ -163,24 +163,18 @@ export function buildLlamaModel(source: WeightSource, cfg: ModelConfig, tokenize
     };
     const readOptional = (name: string): Float32Array | null => (expectedNames.has(name) ? readPlain(name) : null);
     const linearWeight = (name: string, shape: readonly number[]): LinearWeight => {
+      /** A weight stored already in its final type, checked against the expected shape. */
+      const stored = <Q extends { rows: number; cols: number }>(q: Q, what: string): Q => {
+        if (q.rows !== shape[0] || q.cols !== shape[1]) {
+          throw new ShapeError(`${what} has the wrong shape`, { file: source.file, field: name, expected: `[${shape.join(', ')}]`, got: `[${q.rows}, ${q.cols}]` });
+        }
+        progress(name);
+        return q;
+      };
       const native = source.native?.get(name);
-      if (native !== undefined) {
-        const q = native();
-        if (q.rows !== shape[0] || q.cols !== shape[1]) {
-          throw new ShapeError('GGUF tensor has the wrong shape', { file: source.file, field: name, expected: `[${shape.join(', ')}]`, got: `[${q.rows}, ${q.cols}]` });
-        }
-        progress(name);
-        return { kind: 'ggml', q };
-      }
+      if (native !== undefined) return { kind: 'ggml', q: stored(native(), 'GGUF tensor') };
       const pre = prequantized.get(name);
-      if (pre !== undefined) {
-        const q = pre();
-        if (q.rows !== shape[0] || q.cols !== shape[1]) {
-          throw new ShapeError('quantized tensor has the wrong shape', { file: source.file, field: name, expected: `[${shape.join(', ')}]`, got: `[${q.rows}, ${q.cols}]` });
-        }
-        progress(name);
-        return { kind: 'q4', q };
-      }
+      if (pre !== undefined) return { kind: 'q4', q: stored(pre(), 'quantized tensor') };
       if (opts.quant === 'none') return { kind: 'f32', data: readPlain(name) };
       const w = weightFromF32(name, readTransient(name), shape, opts.quant);
       progress(name);
