@@ -1,7 +1,7 @@
 // `npm run bench -- [SUITE...] [--json FILE]`: runs the named suites (all when none is named),
 // prints a table of medians and, with --json, writes the results array to FILE.
 import { writeFileSync } from 'node:fs';
-import { createContext, formatTable, type BenchResult } from './harness.js';
+import { createContext, formatTable, runtimeLine, type BenchResult } from './harness.js';
 import { SUITES } from './suites/index.js';
 
 async function main(argv: string[]): Promise<void> {
@@ -24,6 +24,7 @@ async function main(argv: string[]): Promise<void> {
     process.stderr.write(`running suite ${suite.name}...\n`);
     await suite.run(createContext(suite.name, results));
   }
+  console.log(runtimeLine());
   console.log(formatTable(results));
   if (jsonPath !== null) {
     writeFileSync(jsonPath, JSON.stringify(results, null, 2) + '\n');

@@ -1,7 +1,9 @@
-// Builds the AssemblyScript kernels into two WebAssembly modules:
+// Builds the AssemblyScript kernels into three WebAssembly modules:
 //   dist/wasm/kernels-simd.wasm     SIMD128 (runs on every Node >= 20)
 //   dist/wasm/kernels-relaxed.wasm  SIMD128 + relaxed SIMD (FMA, relaxed swizzle), chosen at
 //                                   start-up when the runtime validates it.
+//   dist/wasm/kernels-relaxed-fused.wasm  the same with the fused int8 dot (FUSED_I8_DOT=1),
+//                                   chosen where the start-up probe finds that instruction exact.
 // Both import one shared WebAssembly.Memory so a worker-thread pool can run them over the same
 // tensors. Sources: src/kernels/wasm/assembly/. Nothing here is committed as a binary.
 import { execFileSync } from 'node:child_process';
@@ -25,13 +27,14 @@ const common = [
   '--exportRuntime',
 ];
 const variants = [
-  { file: 'kernels-simd.wasm', features: 'simd,threads' },
-  { file: 'kernels-relaxed.wasm', features: 'simd,threads,relaxed-simd' },
+  { file: 'kernels-simd.wasm', features: 'simd,threads', fusedDot: 0 },
+  { file: 'kernels-relaxed.wasm', features: 'simd,threads,relaxed-simd', fusedDot: 0 },
+  { file: 'kernels-relaxed-fused.wasm', features: 'simd,threads,relaxed-simd', fusedDot: 1 },
 ];
 if (!existsSync(entry)) throw new Error(`build-wasm: missing kernel entry ${entry}`);
 for (const v of variants) {
   const out = join(outDir, v.file);
-  execFileSync(process.execPath, [asc, ...common, '--enable', v.features, '--outFile', out], {
+  execFileSync(process.execPath, [asc, ...common, '--enable', v.features, '--use', `FUSED_I8_DOT=${v.fusedDot}`, '--outFile', out], {
     stdio: 'inherit',
   });
   console.log(`build-wasm: wrote ${out}`);

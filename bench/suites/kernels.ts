@@ -3,6 +3,9 @@
 //   gemm_f32           GFLOPS, y = x·Wᵀ at M=512,K=576,N=1536 (training shape) and 1024³
 //   gemm_f32_simd128   the same on the plain SIMD128 build (what relaxed SIMD's FMA is worth)
 //   gemm_nf4           GFLOPS with an NF4 + double-quant weight at the training shape
+//   gemm_nf4_int8      the same with int8 activations (the prompt path): on the build the probe
+//                      chose and, at 1 thread, on the two-step-dot build ("kernels": "wasm relaxed"),
+//                      so the fused int8 dot's gain is a ratio inside one run
 //   gemv_nf4 / _flops  M=1 on a 4096x4096 NF4 + double-quant weight: GB/s of weight bytes, GFLOPS
 //   attention_fwd_bwd  ms for forward + backward, T=512, H=9, D=64 (causal, training)
 // Each wasm rate is also recorded per CPU-second of the whole process (`cpu:` prefix, all threads'
@@ -11,7 +14,7 @@
 // Not a test: it asserts nothing; targets are in ARCHITECTURE.md §2 and issue 4.
 
 import { availableParallelism } from 'node:os';
-import type { BenchContext, BenchSuite, MeasureOptions, Timing } from '../harness.js';
+import { kernelsLabel, type BenchContext, type BenchSuite, type MeasureOptions, type Timing } from '../harness.js';
 import { createKernels } from '../../src/kernels/index.js';
 import type { Kernels } from '../../src/kernels/kernels.js';
 import { quantizeTensor } from '../../src/quant/quantized-tensor.js';
@@ -47,10 +50,11 @@ async function measureWithCpu(ctx: BenchContext, fn: () => void, opts: MeasureOp
 }
 
 /** Records a rate from wall time, and for wasm runs also per CPU-second (`cpu:` prefix). */
-async function rate(ctx: BenchContext, name: string, shape: string, threads: number, unit: string, work: number, fn: () => void, opts: MeasureOptions, withCpu: boolean): Promise<void> {
+async function rate(ctx: BenchContext, name: string, shape: string, threads: number, unit: string, work: number, fn: () => void, opts: MeasureOptions, k: Kernels | null): Promise<void> {
   const { wall, cpu } = await measureWithCpu(ctx, fn, opts);
-  ctx.recordRate(name, shape, threads, unit, work, wall);
-  if (withCpu) ctx.recordRate(`cpu:${name}`, shape, threads, `${unit}/cpu-s`, work, cpu);
+  const label = k === null ? 'ref' : kernelsLabel(k);
+  ctx.recordRate(name, shape, threads, unit, work, wall, label);
+  if (k !== null) ctx.recordRate(`cpu:${name}`, shape, threads, `${unit}/cpu-s`, work, cpu, label);
 }
 
 function weightBytes(w: QuantizedTensor): number {
@@ -64,7 +68,19 @@ async function gemmF32(ctx: BenchContext, k: Kernels | null, ref: Kernels, name:
   const w = random(k, s.N * s.K, 2);
   const y = k === null ? new Float32Array(s.M * s.N) : k.allocF32(s.M * s.N);
   await rate(ctx, name, `M=${s.M},K=${s.K},N=${s.N}`, threads, 'GFLOPS', (2 * s.M * s.N * s.K) / 1e9, () => kk.matmulXWt(y, x, w, s.M, s.K, s.N, false),
-    k === null ? { warmup: 0, runs: 3, maxSeconds: 5 } : { runs: 9 }, k !== null);
+    k === null ? { warmup: 0, runs: 3, maxSeconds: 5 } : { runs: 9 }, k);
+}
+
+async function gemmNf4Int8(ctx: BenchContext, threads: number, nf4: QuantizedTensor, wasmVariant?: 'relaxed'): Promise<void> {
+  const k = await createKernels({ backend: 'wasm', threads, int8Activations: true, wasmVariant });
+  try {
+    const { M, K, N } = TRAIN;
+    const x = random(k, M * K, 3);
+    const y = k.allocF32(M * N);
+    await rate(ctx, 'gemm_nf4_int8', `M=${M},K=${K},N=${N},nf4+dq`, threads, 'GFLOPS', (2 * M * N * K) / 1e9, () => k.matmulXWtQ4(y, x, nf4, M, false), { runs: 9 }, k);
+  } finally {
+    await k.dispose();
+  }
 }
 
 async function runBackend(ctx: BenchContext, k: Kernels | null, ref: Kernels, threads: number, prefix: string, nf4: QuantizedTensor, nf4Gemv: QuantizedTensor): Promise<void> {
@@ -77,7 +93,7 @@ async function runBackend(ctx: BenchContext, k: Kernels | null, ref: Kernels, th
     const x = random(k, M * K, 3);
     const y = isRef ? new Float32Array(M * N) : k.allocF32(M * N);
     await rate(ctx, `${prefix}gemm_nf4`, `M=${M},K=${K},N=${N},nf4+dq`, threads, 'GFLOPS', (2 * M * N * K) / 1e9, () => kk.matmulXWtQ4(y, x, nf4, M, false),
-      isRef ? { warmup: 0, runs: 3, maxSeconds: 5 } : { runs: 9 }, !isRef);
+      isRef ? { warmup: 0, runs: 3, maxSeconds: 5 } : { runs: 9 }, k);
   }
   {
     const { N, K } = GEMV;
@@ -123,7 +139,9 @@ export const kernelsSuite: BenchSuite = {
       } finally {
         await k.dispose();
       }
+      await gemmNf4Int8(ctx, threads, nf4);
     }
+    await gemmNf4Int8(ctx, 1, nf4, 'relaxed');
     const simd = await createKernels({ backend: 'wasm', threads: 1, wasmVariant: 'simd' });
     try {
       await gemmF32(ctx, simd, ref, 'gemm_f32_simd128', 1, TRAIN);

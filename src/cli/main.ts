@@ -4,6 +4,7 @@
 import { Command } from 'commander';
 import { QloraError } from '../errors.js';
 import { registerCommands } from './commands.js';
+import { setVerbosity, verbosity } from './verbosity.js';
 
 const EXIT_USAGE = 2;
 const EXIT_FAILURE = 1;
@@ -14,7 +15,13 @@ async function main(argv: string[]): Promise<void> {
     .name('qlora')
     .description('QLoRA for TypeScript: quantize, fine-tune, generate and export Llama-family models on CPU')
     .version('0.1.0')
-    .showHelpAfterError();
+    .option('--verbose', 'diagnostics on stderr: the kernels chosen for this runtime, error stacks')
+    .option('--quiet', 'no progress bars or informational lines')
+    .showHelpAfterError()
+    .hook('preAction', (_program, action) => {
+      const o = action.optsWithGlobals<{ verbose?: boolean; quiet?: boolean }>();
+      setVerbosity(o.verbose === true ? 'verbose' : o.quiet === true ? 'quiet' : 'normal');
+    });
   registerCommands(program);
   await program.parseAsync(argv);
 }
@@ -22,6 +29,7 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv).catch((err: unknown) => {
   if (err instanceof QloraError) {
     process.stderr.write(`qlora: ${err.name}: ${err.message}\n`);
+    if (verbosity() === 'verbose' && err.stack !== undefined) process.stderr.write(`${err.stack}\n`);
     process.exitCode = EXIT_USAGE;
   } else {
     process.stderr.write(`qlora: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

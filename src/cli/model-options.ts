@@ -10,6 +10,7 @@ import { createKernels, type KernelBackendName, type Kernels } from '../kernels/
 import type { LlamaModel } from '../model/llama.js';
 import { loadModel } from '../model/load.js';
 import { resolveQuantizationConfig } from '../quant/config.js';
+import { verboseLine, verbosity } from './verbosity.js';
 
 export interface ModelLoadCliOptions {
   quant: 'nf4' | 'fp4' | 'none' | 'gguf';
@@ -51,7 +52,8 @@ export interface LoadedModel {
 export async function loadModelFromCli(path: string, o: ModelLoadCliOptions): Promise<LoadedModel> {
   const threads = o.threads === undefined ? undefined : positiveIntegerOption(o.threads, '--threads');
   const kernels = await createKernels({ backend: o.kernels, threads, int8Activations: o.activations === 'int8' });
-  const bar = o.progress && process.stderr.isTTY
+  verboseLine(`kernels: ${kernels.description}; node ${process.version}`);
+  const bar = o.progress && verbosity() !== 'quiet' && process.stderr.isTTY
     ? new cliProgress.SingleBar({ format: 'load {bar} {percentage}% | {value}/{total} tensors | {tensor}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
     : null;
   const t0 = performance.now();

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { ConfigError } from '../errors.js';
+import { verboseLine } from './verbosity.js';
 import { createKernels } from '../kernels/index.js';
 import type { Kernels } from '../kernels/kernels.js';
 import { DEFAULT_SKIP_MODULES, resolveQuantizationConfig, type FloatKind, type QuantizationConfig } from '../quant/config.js';
@@ -97,6 +98,7 @@ export function register(program: Command): void {
       if (o.kernels === 'wasm') {
         try {
           kernels = await createKernels({ backend: 'wasm' });
+          verboseLine(`kernels: ${kernels.description}; node ${process.version}`);
         } catch (err) {
           process.stderr.write(`qlora: wasm kernels unavailable (${err instanceof Error ? err.message : String(err)}); using the reference quantizer\n`);
         }

@@ -9,6 +9,7 @@ import cliProgress from 'cli-progress';
 import { ConfigError, IoError } from '../errors.js';
 import { isJsonObject, parseJsonStrict } from '../formats/json-strict.js';
 import { createKernels } from '../kernels/index.js';
+import { verboseLine, verbosity } from './verbosity.js';
 import { train, type TrainEvent } from '../train/trainer.js';
 import type { RunConfigInput } from '../train/train-options.js';
 import { positiveIntegerOption } from './model-options.js';
@@ -189,6 +190,7 @@ async function runTrain(o: TrainCliOptions): Promise<void> {
   }
   const threads = o.threads === undefined ? undefined : positiveIntegerOption(o.threads, '--threads');
   const kernels = await createKernels({ backend: o.kernels, threads });
+  verboseLine(`kernels: ${kernels.description}; node ${process.version}`);
   const abort = new AbortController();
   const onSigint = (): void => {
     if (abort.signal.aborted) process.exit(130);
@@ -196,7 +198,7 @@ async function runTrain(o: TrainCliOptions): Promise<void> {
     abort.abort();
   };
   process.on('SIGINT', onSigint);
-  const progress = progressReporter(o.progress, o.json === true);
+  const progress = progressReporter(o.progress && verbosity() !== 'quiet', o.json === true);
   try {
     const result = await train({ config: resume ? (Object.keys(config).length > 0 ? config : null) : config, out, resume, overwrite: o.overwrite === true, kernels, onEvent: progress.onEvent, signal: abort.signal });
     progress.stop();

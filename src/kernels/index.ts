@@ -20,7 +20,7 @@ export interface CreateKernelsOptions {
   readonly backend?: KernelBackendName;
   /** Threads of the wasm backend, including the calling thread; default os.availableParallelism(). */
   readonly threads?: number;
-  /** Wasm build: 'relaxed' (default; used only when the runtime validates it) or 'simd'. */
+  /** Wasm build: 'relaxed-fused' (default: the best one exact here), 'relaxed' (two-step int8 dot) or 'simd'. */
   readonly wasmVariant?: WasmVariant;
   /** Byte budget of 4-bit weights kept resident in wasm memory (default 2 GiB); more streams. */
   readonly residentWeightBytes?: number;
@@ -47,7 +47,7 @@ export async function createKernels(opts: CreateKernelsOptions = {}): Promise<Cr
     throw new ConfigError('threads must be a positive integer', { field: 'threads', expected: 'integer >= 1', got: String(threads) });
   }
   if (backend === 'ref') return new RefKernels({ int8Activations: opts.int8Activations });
-  const mod = loadKernelModule(opts.wasmVariant ?? 'relaxed');
+  const mod = loadKernelModule(opts.wasmVariant ?? 'relaxed-fused');
   if (!('variant' in mod)) {
     if (opts.backend === 'wasm') {
       throw new UnsupportedError('the wasm kernel backend cannot run here', { got: mod.reason, hint: 'use the ref backend (--kernels ref)' });
@@ -59,7 +59,7 @@ export async function createKernels(opts: CreateKernelsOptions = {}): Promise<Cr
     return await WasmKernels.create(mod, wasmOpts);
   } catch (err) {
     // The relaxed build validated here but a worker could not run it: use plain SIMD128.
-    const simd = mod.variant === 'relaxed' ? loadKernelModule('simd') : null;
+    const simd = mod.variant !== 'simd' ? loadKernelModule('simd') : null;
     if (simd === null || !('variant' in simd)) throw err;
     return WasmKernels.create(simd, wasmOpts);
   }

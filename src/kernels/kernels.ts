@@ -42,6 +42,11 @@ export interface Kernels {
   readonly name: KernelBackendName;
   /** Worker threads the backend computes with (1 for ref). */
   readonly threads: number;
+  /**
+   * What runs, for --verbose and bench records: backend, the wasm build the runtime probe chose
+   * (relaxed-fused, relaxed or simd), threads and the 4-bit matmuls' arithmetic.
+   */
+  readonly description: string;
 
   // ---- memory ---------------------------------------------------------------------------------
   /** Zero-filled f32 buffer resident in the backend's memory. */

@@ -1,20 +1,24 @@
 // The int8-activation kernel in V8's baseline tier (Liftoff) only: Node 20's Liftoff computed the
 // fused i32x4.relaxed_dot_i8x16_i7x16_add_s wrongly (the accumulator dropped), so results depended
-// on whether a kernel had tiered up yet (assembly/gemm-i8.ts uses the split form). Tier-up is
-// turned off for this process before the module is compiled (each test file runs in its own process).
+// on whether a kernel had tiered up yet. The two-step build (split form) is checked everywhere, the
+// fused build wherever the start-up probe takes it. Tier-up is turned off for this process before
+// the module is compiled (each test file runs in its own process).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import v8 from 'node:v8';
 import { createKernels } from '../../src/kernels/index.js';
+import { fusedDotExact, type WasmVariant } from '../../src/kernels/wasm/module.js';
 import { matmulXWtQ4Int8Ref } from '../../src/kernels/ref/matmul-int8.js';
 import { quantizeTensor } from '../../src/quant/quantized-tensor.js';
 import { rng } from '../helpers/random.js';
 
 v8.setFlagsFromString('--no-wasm-tier-up');
 
-test('int8-activation matmulXWtQ4 equals its twin in the baseline tier (relaxed build, 3-row tiles and a 1-row tail)', async () => {
-  const k = await createKernels({ backend: 'wasm', threads: 1, wasmVariant: 'relaxed', int8Activations: true });
+const variants: WasmVariant[] = fusedDotExact() ? ['relaxed', 'relaxed-fused'] : ['relaxed'];
+for (const variant of variants) test(`int8-activation matmulXWtQ4 equals its twin in the baseline tier (${variant} build, 3-row tiles and a 1-row tail)`, async () => {
+  const k = await createKernels({ backend: 'wasm', threads: 1, wasmVariant: variant, int8Activations: true });
+  assert.match(k.description, new RegExp(`^wasm ${variant} `));
   try {
     const next = rng(11);
     const rand = (n: number): Float32Array => Float32Array.from({ length: n }, () => 2 * next() - 1);

@@ -97,7 +97,7 @@ describe('createKernels', () => {
     const k = await createKernels({ threads: 1 });
     try {
       assert.equal(k.name, 'wasm');
-      assert.ok(['relaxed', 'simd'].includes((k as unknown as { variant: string }).variant));
+      assert.ok(['relaxed-fused', 'relaxed', 'simd'].includes((k as unknown as { variant: string }).variant));
     } finally {
       await k.dispose();
     }

@@ -49,6 +49,16 @@ describe('qlora generate', () => {
     assert.ok(rec.promptTokensPerS > 0 && rec.genTokensPerS > 0);
   });
 
+  it('--verbose names the kernels the runtime probe chose; without it stderr has no such line', () => {
+    const args = ['generate', STORIES, '--prompt', 'Once', '--max-new-tokens', '2', '--quant', 'nf4', '--threads', '1', '--no-progress', '--json'];
+    const verbose = qlora('--verbose', ...args);
+    assert.equal(verbose.status, 0, verbose.stderr);
+    assert.match(verbose.stderr, /qlora: kernels: wasm (relaxed-fused|relaxed|simd) \(.*\), 1 thread, int8 activations; node v\d+/);
+    const plain = qlora(...args, '--verbose');
+    assert.match(plain.stderr, /qlora: kernels: wasm /, 'the global flag is also read after the command');
+    assert.doesNotMatch(qlora(...args).stderr, /kernels:/);
+  });
+
   it('streams text to stdout, reports tokens/s on stderr, honours --stop', () => {
     const r = qlora('generate', STORIES, '--prompt', 'Once upon a time', '--max-new-tokens', '40', '--stop', 'Lily', 'zebra', ...FAST);
     assert.equal(r.status, 0, r.stderr);

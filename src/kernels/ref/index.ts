@@ -29,6 +29,10 @@ export class RefKernels implements Kernels {
     this.int8Activations = opts.int8Activations === true;
   }
 
+  get description(): string {
+    return `ref (TypeScript reference kernels), 1 thread, ${this.int8Activations ? 'int8' : 'f32'} activations`;
+  }
+
   allocF32(n: number): Float32Array {
     requireDims('allocF32', { n });
     const buf = new Float32Array(n);
