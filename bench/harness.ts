@@ -6,7 +6,7 @@
 // same code runs at different speeds on different V8 versions (issue 12).
 // Benchmarks are not tests: they never assert targets, they report numbers (medians of runs).
 
-import { loadKernelModule, VARIANT_SUMMARY } from '../src/kernels/wasm/module.js';
+import { loadKernelModule, variantSummary } from '../src/kernels/wasm/module.js';
 
 export interface BenchResult {
   suite: string;
@@ -126,7 +126,7 @@ export function createContext(suite: string, sink: BenchResult[]): BenchContext 
 /** The runtime line above the table: node version and the kernels the probe chose. */
 export function runtimeLine(): string {
   const mod = loadKernelModule();
-  return `node ${process.version}, kernels ${'variant' in mod ? `wasm ${mod.variant} (${VARIANT_SUMMARY[mod.variant]})` : `ref (${mod.reason})`}`;
+  return `node ${process.version}, kernels ${'variant' in mod ? `wasm ${mod.variant} (${variantSummary(mod.variant)})` : `ref (${mod.reason})`}`;
 }
 
 export function formatTable(results: BenchResult[]): string {

@@ -3,7 +3,10 @@
 //   dist/wasm/kernels-relaxed.wasm  SIMD128 + relaxed SIMD (FMA, relaxed swizzle), chosen at
 //                                   start-up when the runtime validates it.
 //   dist/wasm/kernels-relaxed-fused.wasm  the same with the fused int8 dot (FUSED_I8_DOT=1),
-//                                   chosen where the start-up probe finds that instruction exact.
+//                                   chosen where the start-up probe finds that instruction exact
+//                                   and faster than the split form.
+// and the probe that times the two dot forms (dist/wasm/probe-dot-speed.wasm, its own memory;
+// source src/kernels/wasm/assembly/probe-dot-speed.ts, not part of index.ts).
 // Both import one shared WebAssembly.Memory so a worker-thread pool can run them over the same
 // tensors. Sources: src/kernels/wasm/assembly/. Nothing here is committed as a binary.
 import { execFileSync } from 'node:child_process';
@@ -39,3 +42,7 @@ for (const v of variants) {
   });
   console.log(`build-wasm: wrote ${out}`);
 }
+const probe = join(outDir, 'probe-dot-speed.wasm');
+execFileSync(process.execPath, [asc, join(root, 'src/kernels/wasm/assembly/probe-dot-speed.ts'), '--optimizeLevel', '3', '--shrinkLevel', '0', '--noAssert', '--runtime', 'stub',
+  '--initialMemory', '1', '--enable', 'simd,relaxed-simd', '--outFile', probe], { stdio: 'inherit' });
+console.log(`build-wasm: wrote ${probe}`);

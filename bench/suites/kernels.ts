@@ -4,8 +4,8 @@
 //   gemm_f32_simd128   the same on the plain SIMD128 build (what relaxed SIMD's FMA is worth)
 //   gemm_nf4           GFLOPS with an NF4 + double-quant weight at the training shape
 //   gemm_nf4_int8      the same with int8 activations (the prompt path): on the build the probe
-//                      chose and, at 1 thread, on the two-step-dot build ("kernels": "wasm relaxed"),
-//                      so the fused int8 dot's gain is a ratio inside one run
+//                      chose and, at 1 thread, on the other int8-dot build ("kernels" names each),
+//                      so the fused int8 dot's gain or loss is a ratio inside one run
 //   gemv_nf4 / _flops  M=1 on a 4096x4096 NF4 + double-quant weight: GB/s of weight bytes, GFLOPS
 //   attention_fwd_bwd  ms for forward + backward, T=512, H=9, D=64 (causal, training)
 // Each wasm rate is also recorded per CPU-second of the whole process (`cpu:` prefix, all threads'
@@ -16,6 +16,7 @@
 import { availableParallelism } from 'node:os';
 import { kernelsLabel, type BenchContext, type BenchSuite, type MeasureOptions, type Timing } from '../harness.js';
 import { createKernels } from '../../src/kernels/index.js';
+import { fusedDotHere, loadKernelModule } from '../../src/kernels/wasm/module.js';
 import type { Kernels } from '../../src/kernels/kernels.js';
 import { quantizeTensor } from '../../src/quant/quantized-tensor.js';
 import type { QuantizedTensor } from '../../src/quant/quantized-tensor.js';
@@ -71,7 +72,7 @@ async function gemmF32(ctx: BenchContext, k: Kernels | null, ref: Kernels, name:
     k === null ? { warmup: 0, runs: 3, maxSeconds: 5 } : { runs: 9 }, k);
 }
 
-async function gemmNf4Int8(ctx: BenchContext, threads: number, nf4: QuantizedTensor, wasmVariant?: 'relaxed'): Promise<void> {
+async function gemmNf4Int8(ctx: BenchContext, threads: number, nf4: QuantizedTensor, wasmVariant?: 'relaxed' | 'relaxed-fused'): Promise<void> {
   const k = await createKernels({ backend: 'wasm', threads, int8Activations: true, wasmVariant });
   try {
     const { M, K, N } = TRAIN;
@@ -141,7 +142,10 @@ export const kernelsSuite: BenchSuite = {
       }
       await gemmNf4Int8(ctx, threads, nf4);
     }
-    await gemmNf4Int8(ctx, 1, nf4, 'relaxed');
+    // The build the probe did not choose, at 1 thread (the fused one only where it is exact).
+    const chosen = loadKernelModule();
+    const other = 'variant' in chosen && chosen.variant === 'relaxed-fused' ? 'relaxed' : fusedDotHere().exact ? 'relaxed-fused' : null;
+    if (other !== null) await gemmNf4Int8(ctx, 1, nf4, other);
     const simd = await createKernels({ backend: 'wasm', threads: 1, wasmVariant: 'simd' });
     try {
       await gemmF32(ctx, simd, ref, 'gemm_f32_simd128', 1, TRAIN);

@@ -11,7 +11,7 @@ import { ConfigError, UnsupportedError } from '../errors.js';
 import type { KernelBackendName, Kernels } from './kernels.js';
 import { RefKernels } from './ref/index.js';
 import { WasmKernels } from './wasm/backend.js';
-import { loadKernelModule, type WasmVariant } from './wasm/module.js';
+import { loadKernelModule, type WasmPreference } from './wasm/module.js';
 
 export type { Kernels, KernelBackendName, AttentionDims } from './kernels.js';
 
@@ -20,8 +20,11 @@ export interface CreateKernelsOptions {
   readonly backend?: KernelBackendName;
   /** Threads of the wasm backend, including the calling thread; default os.availableParallelism(). */
   readonly threads?: number;
-  /** Wasm build: 'relaxed-fused' (default: the best one exact here), 'relaxed' (two-step int8 dot) or 'simd'. */
-  readonly wasmVariant?: WasmVariant;
+  /**
+   * Wasm build: 'auto' (default: the fastest one exact here, by the start-up probe), or one by name:
+   * 'relaxed-fused' (fused int8 dot, where exact), 'relaxed' (two-step int8 dot), 'simd' (SIMD128).
+   */
+  readonly wasmVariant?: WasmPreference;
   /** Byte budget of 4-bit weights kept resident in wasm memory (default 2 GiB); more streams. */
   readonly residentWeightBytes?: number;
   /**
@@ -47,7 +50,7 @@ export async function createKernels(opts: CreateKernelsOptions = {}): Promise<Cr
     throw new ConfigError('threads must be a positive integer', { field: 'threads', expected: 'integer >= 1', got: String(threads) });
   }
   if (backend === 'ref') return new RefKernels({ int8Activations: opts.int8Activations });
-  const mod = loadKernelModule(opts.wasmVariant ?? 'relaxed-fused');
+  const mod = loadKernelModule(opts.wasmVariant ?? 'auto');
   if (!('variant' in mod)) {
     if (opts.backend === 'wasm') {
       throw new UnsupportedError('the wasm kernel backend cannot run here', { got: mod.reason, hint: 'use the ref backend (--kernels ref)' });

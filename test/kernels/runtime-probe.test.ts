@@ -1,15 +1,17 @@
-// The start-up choice of the wasm build (src/kernels/wasm/module.ts): relaxed SIMD switched on by
-// flag only where the runtime needs it (no "unrecognized flag" on newer Node), the fused int8 dot
-// taken only where the probe finds it exact (never on Node 20, whose baseline tier drops the
-// accumulator), the choice named in Kernels.description, and the fused build giving the same bits
-// as the two-step build on the int8 GEMM and GEMV, cold and after tier-up.
+// The start-up choice of the wasm build (src/kernels/wasm/module.ts, dot-probe.ts): relaxed SIMD
+// switched on by flag only where the runtime needs it (no "unrecognized flag" on newer Node), the
+// fused int8 dot taken only where the probe finds it exact (never on Node 20, whose baseline tier
+// drops the accumulator) and faster than the split form, the choice named in Kernels.description,
+// and the fused build giving the same bits as the two-step build on the int8 GEMM and GEMV, cold
+// and after tier-up.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { createKernels } from '../../src/kernels/index.js';
-import { fusedDotExact, loadKernelModule } from '../../src/kernels/wasm/module.js';
+import { fusedDotExact, MIN_SPEEDUP } from '../../src/kernels/wasm/dot-probe.js';
+import { fusedDotHere, loadKernelModule } from '../../src/kernels/wasm/module.js';
 import { quantizeTensor } from '../../src/quant/quantized-tensor.js';
 import { randomF32 } from '../helpers/random.js';
 
@@ -18,14 +20,23 @@ const v8Major = Number(process.versions.v8.split('.')[0]);
 const NODE20_V8 = 11;
 
 describe('wasm build choice', () => {
-  test('the fused int8 dot is taken exactly where the probe finds it exact, never on Node 20', async () => {
+  test('the fused int8 dot is taken exactly where the probe finds it exact and faster, never on Node 20', async () => {
     const mod = loadKernelModule();
     assert.ok('variant' in mod, 'wasm kernels load here');
-    if (v8Major <= NODE20_V8) assert.equal(fusedDotExact(), false, `V8 ${process.versions.v8}`);
-    assert.equal(mod.variant === 'relaxed-fused', fusedDotExact());
+    const probe = fusedDotHere();
+    if (v8Major <= NODE20_V8) {
+      assert.equal(fusedDotExact(), false, `V8 ${process.versions.v8}`);
+      const named = loadKernelModule('relaxed-fused');
+      assert.ok('variant' in named && named.variant !== 'relaxed-fused', 'not even when asked for by name');
+    }
+    assert.equal(probe.exact, fusedDotExact(), 'the optimized loop agrees with the cold check');
+    if (probe.exact) assert.ok(probe.speedup !== null && probe.speedup > 0, 'timed wherever it is exact');
+    assert.equal(probe.use, probe.exact && probe.speedup !== null && probe.speedup >= MIN_SPEEDUP);
+    assert.equal(mod.variant === 'relaxed-fused', probe.use);
     const k = await createKernels({ backend: 'wasm', threads: 1 });
     try {
       assert.match(k.description, new RegExp(`^wasm ${mod.variant} \\(`));
+      if (mod.variant !== 'simd') assert.match(k.description, probe.exact ? /fused int8 dot \d+\.\d\dx the split form here/ : /fused int8 dot inexact here/);
       assert.match(k.description, /1 thread, f32 activations$/);
     } finally {
       await k.dispose();

@@ -15,7 +15,7 @@ import { int8ActivationsApply } from '../ref/matmul-int8.js';
 import { checkBuffers, checkQuant4, checkQuant4Many, requireDims, requireLength } from '../ref/check.js';
 import { LAYER_KERNEL_NAMES, LayerKernels } from './layers.js';
 import { WasmHeap, Staging } from './memory.js';
-import { VARIANT_SUMMARY, type KernelModule } from './module.js';
+import { variantSummary, type KernelModule } from './module.js';
 import { ThreadPool } from './pool.js';
 import { wasmApi } from './wasm-api.js';
 import { Q4Cache } from './q4cache.js';
@@ -116,7 +116,7 @@ export class WasmKernels implements Kernels {
   readonly int8Activations: boolean;
 
   get description(): string {
-    return `wasm ${this.variant} (${VARIANT_SUMMARY[this.variant]}), ${this.threads} thread${this.threads === 1 ? '' : 's'}, ${this.int8Activations ? 'int8' : 'f32'} activations`;
+    return `wasm ${this.variant} (${variantSummary(this.variant)}), ${this.threads} thread${this.threads === 1 ? '' : 's'}, ${this.int8Activations ? 'int8' : 'f32'} activations`;
   }
   /** Quantized activations of the int8 path (grown on demand): codes, scales, corrections. */
   private int8Area = { off: 0, bytes: 0 };

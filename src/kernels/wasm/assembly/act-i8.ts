@@ -21,10 +21,12 @@ const MIN_ABSMAX: f32 = 1e-30;
  * c + the exact i32 lane sums of a·b (a signed i8, b in 0..127): four lanes of four products each,
  * 16 multiply-adds. FUSED_I8_DOT (an asc --use constant, 1 only in kernels-relaxed-fused.wasm)
  * takes the fused i32x4.relaxed_dot_i8x16_i7x16_add_s; that build is loaded only where the
- * start-up probe (src/kernels/wasm/module.ts) finds it exact: Node 20's baseline tier (Liftoff)
- * computes it wrongly (2·dot, the accumulator dropped; measured, V8 11.3). The split form is exact
- * in both tiers everywhere: pmaddubsw, then pmaddwd against `ones` (a splat of 1 the caller keeps in
- * a register; extadd_pairwise would reload a constant from memory at every use).
+ * start-up probe (src/kernels/wasm/module.ts) finds it exact and faster: Node 20's baseline tier
+ * (Liftoff) computes it wrongly (2·dot, the accumulator dropped; measured, V8 11.3), and V8 lowers it
+ * to one VNNI instruction only where the CPU reports AVX-VNNI (elsewhere to the split form with the
+ * constant rebuilt at each use). The split form is exact in both tiers everywhere: pmaddubsw, then
+ * pmaddwd against `ones` (vconst.ts onesI16, kept in a register by the caller; extadd_pairwise would reload a
+ * constant from memory at every use).
  */
 @inline export function dotI8Add(a: v128, b: v128, c: v128, ones: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD && FUSED_I8_DOT) return i32x4.relaxed_dot_i8x16_i7x16_add_s(a, b, c);

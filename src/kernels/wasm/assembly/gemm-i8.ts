@@ -25,6 +25,7 @@
 
 import { Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_COLS, Q4D_PACKED, Q4D_ROWS, q4BlockScale } from './q4desc';
 import { I8_OFFSET, dotI8Add, i8CodeTable, quantizeRowsI8 } from './act-i8';
+import { nibbleMask, onesI16 } from './vconst';
 import { fmaF32x4 } from './vmath';
 
 /** K columns of 8 weight rows decoded per packing round (a multiple of 32: the decoder's step). */
@@ -63,7 +64,7 @@ function decodeCodesI8(d: usize, r: i32, c0: i32, c1: i32, tab: usize, out: usiz
   const cols = load<i32>(d, Q4D_COLS);
   const src = packed + (<usize>(r * cols + c0) >> 1);
   const n = c1 - c0;
-  const mask = i8x16.splat(0x0f);
+  const mask = nibbleMask();
   let c = 0;
   for (; c + 32 <= n; c += 32) {
     const v = v128.load(src + (<usize>c >> 1));
@@ -152,7 +153,7 @@ function packPanelI8(panel: usize, d: usize, p: i32, tab: usize, invCs: f32, row
  * instructions per step (~5% faster with the other core busy than three row pointers and a counter).
  */
 function microI8x3x8(c0: usize, c1: usize, c2: usize, a: usize, s0: usize, s1: usize, s2: usize, u0: usize, u1: usize, u2: usize, bp: usize, sp: usize, nkb: i32, bs: i32, acc: bool): void {
-  const ones = i16x8.splat(1);
+  const ones = onesI16();
   const zero = i32x4.splat(0);
   for (let kb = 0; kb < nkb; kb++) {
     // The accumulators start at −64·Σqa (the offset correction): no subtraction at the end.

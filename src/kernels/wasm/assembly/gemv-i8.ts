@@ -18,6 +18,7 @@
 
 import { Q4D_ABSMAX, Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_COLS, Q4D_PACKED, Q4D_ROWS, q4BlockScale } from './q4desc';
 import { dotI8Add, i8CodeTable, quantizeRowsI8 } from './act-i8';
+import { nibbleMask, onesI16 } from './vconst';
 import { fmaF32x4 } from './vmath';
 
 /** Scratch bytes gemvI8Q4Many needs for M activation rows of K columns (see the layout in the function). */
@@ -52,8 +53,8 @@ export function gemvI8ScratchBytes(M: i32, K: i32, bs: i32): i32 {
 function rowDotI8Chunked(d: usize, r: i32, K: i32, bs: i32, unscale: f32, table: v128, q: usize, sa: usize, sums: usize): f32 {
   const src = <usize>load<u32>(d, Q4D_PACKED) + (<usize>(r * K) >> 1);
   const b0 = firstBlock(d, r, K, bs);
-  const mask = i8x16.splat(0x0f);
-  const ones = i16x8.splat(1);
+  const mask = nibbleMask();
+  const ones = onesI16();
   const nb = K / bs;
   let total = f32x4.splat(0);
   for (let kb = 0; kb < nb; kb++) {
@@ -84,8 +85,8 @@ function rowsDotI8Chunked4(y: usize, accumulate: i32, d: usize, r: i32, K: i32, 
   const nb = K / bs;
   const s0 = <usize>load<u32>(d, Q4D_ABSMAX) + (<usize>firstBlock(d, r, K, bs) << 2);
   const sStride = <usize>(load<u32>(d, Q4D_BLOCKS_PER_ROW) > 0 ? load<u32>(d, Q4D_BLOCKS_PER_ROW) : <u32>nb) << 2;
-  const mask = i8x16.splat(0x0f);
-  const ones = i16x8.splat(1);
+  const mask = nibbleMask();
+  const ones = onesI16();
   const unscaleV = f32x4.splat(unscale);
   let total = f32x4.splat(0);
   for (let kb = 0; kb < nb; kb++) {
@@ -127,8 +128,8 @@ function rowsDotI8Chunked4(y: usize, accumulate: i32, d: usize, r: i32, K: i32, 
 function rowDotsI8Chunked(y: usize, ldy: usize, accumulate: i32, d: usize, r: i32, K: i32, bs: i32, unscale: f32, table: v128, M: i32, q: usize, sa: usize, sums: usize, codes: usize): void {
   const src = <usize>load<u32>(d, Q4D_PACKED) + (<usize>(r * K) >> 1);
   const b0 = firstBlock(d, r, K, bs);
-  const mask = i8x16.splat(0x0f);
-  const ones = i16x8.splat(1);
+  const mask = nibbleMask();
+  const ones = onesI16();
   const nb = K / bs;
   for (let c = 0; c < K; c += 32) {
     const v = v128.load(src + (<usize>c >> 1));

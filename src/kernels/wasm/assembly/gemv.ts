@@ -4,6 +4,7 @@
 // then dotted against every x row. Independent v128 accumulators hide the FMA latency.
 // Not here: the packed-panel GEMM for larger M (gemm.ts), the 4-bit decoding itself (q4.ts).
 
+import { nibbleMask } from './vconst';
 import { Q4D_ABSMAX, Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_COLS, Q4D_PACKED, Q4D_PLANES, Q4D_ROWS, Q4D_ZEROS } from './q4desc';
 import { q4DecodeRow, q4DotRow } from './q4';
 
@@ -93,7 +94,7 @@ function q4DotRowPermuted(d: usize, r: u32, xp: usize): f32 {
   const absmax = <usize>load<u32>(d, Q4D_ABSMAX);
   const planes = <usize>load<u32>(d, Q4D_PLANES);
   const t0 = v128.load(planes), t1 = v128.load(planes, 16), t2 = v128.load(planes, 32), t3 = v128.load(planes, 48);
-  const mask = i8x16.splat(0x0f);
+  const mask = nibbleMask();
   const rowBase = r * cols;
   // Blocks of this row: per-row layout, or flat blocks whose boundaries (multiples of bs, like the
   // row start, multiples of 32) fall on chunk boundaries.

@@ -10,6 +10,7 @@
 // re-assembled into f32 lanes with unpack shuffles: 32 values per 16 bytes, no scalar loads.
 //
 // Descriptor layout: q4desc.ts.
+import { nibbleMask } from './vconst';
 import { Q4D_ABSMAX, Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_CODEBOOK, Q4D_COLS, Q4D_PACKED, Q4D_PLANES, Q4D_ZEROS } from './q4desc';
 @inline function lookup(t: v128, e: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return i8x16.relaxed_swizzle(t, e);
@@ -60,7 +61,7 @@ import { Q4D_ABSMAX, Q4D_BLOCKS_PER_ROW, Q4D_BLOCK_SIZE, Q4D_CODEBOOK, Q4D_COLS,
   let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
   let a4 = f32x4.splat(0), a5 = f32x4.splat(0), a6 = f32x4.splat(0), a7 = f32x4.splat(0);
   let tail: f32 = 0;
-  const mask = i8x16.splat(0x0f);
+  const mask = nibbleMask();
   while (c < end) {
     const runEnd = min(end, boundary);
     const scale = load<f32>(absmax + (<usize>b << 2));
