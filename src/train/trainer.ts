@@ -126,7 +126,12 @@ async function runWithKernels(kernels: Kernels, input: RunConfigInput, runDir: s
   try {
     const cfg = resolveRunConfig({ ...input, model: modelPath }, modelFacts(model));
     const checkpoint = resume ? latestCheckpoint(runDir) : null;
-    if (resume && checkpoint === null) throw new IoError('the run has no checkpoint to resume from', { file: join(runDir, CHECKPOINTS_DIR), hint: 'start it again with --overwrite' });
+    // Stopped before its first checkpoint: the saved configuration starts over (same seed, so the
+    // same run); metrics of the lost attempt are dropped.
+    if (resume && checkpoint === null) {
+      emit({ kind: 'warning', message: 'the run has no checkpoint yet: starting it again from step 0' });
+      rmSync(join(runDir, METRICS_FILE), { force: true });
+    }
     for (const skipped of checkpoint?.skipped ?? []) emit({ kind: 'warning', message: `checkpoint ${skipped}: using an older one` });
     const state = prepare(model, cfg, runDir, emit, checkpoint?.dir ?? null);
     try {
