@@ -14,6 +14,15 @@ import type { ChatMessage, TextTokenizer } from '../formats/tokenizer.js';
 
 export { BatchIterator, evalBatches, splitDataset, type Batch, type BatchCursor } from './batches.js';
 
+/** The start of a row's JSON for an error message; a value nested too deeply to print is named (found by fuzzing). */
+function preview(v: unknown): string {
+  try {
+    return JSON.stringify(v)?.slice(0, 80) ?? 'nothing';
+  } catch {
+    return `${Array.isArray(v) ? 'an array' : typeof v} nested too deeply to show`;
+  }
+}
+
 export const IGNORE_LABEL = -100;
 
 export const ALPACA_PROMPT_WITH_INPUT =
@@ -139,7 +148,7 @@ function detectFormat(file: string, first: Row | undefined): Exclude<DatasetForm
   throw new FormatError('cannot tell the dataset format from its first row', {
     file, field: `line ${first.line}`,
     expected: 'an object with "messages", "instruction" + "output", or "text"',
-    got: JSON.stringify(v).slice(0, 80),
+    got: preview(v),
   });
 }
 
@@ -157,7 +166,7 @@ function rowString(row: Row, file: string, field: string, optional = false): str
 
 function requireObject(row: Row, file: string): void {
   if (!isJsonObject(row.value)) {
-    throw new FormatError('row is not a JSON object', { file, field: `line ${row.line}`, got: JSON.stringify(row.value).slice(0, 80) });
+    throw new FormatError('row is not a JSON object', { file, field: `line ${row.line}`, got: preview(row.value) });
   }
 }
 
@@ -182,12 +191,12 @@ function alpacaExample(row: Row, file: string, tok: TextTokenizer, completionOnl
 function chatMessages(row: Row, file: string): ChatMessage[] {
   const m = (row.value as Record<string, unknown>).messages;
   if (!Array.isArray(m) || m.length === 0) {
-    throw new FormatError('messages must be a non-empty array', { file, field: `line ${row.line}: messages`, got: JSON.stringify(m)?.slice(0, 80) ?? 'nothing' });
+    throw new FormatError('messages must be a non-empty array', { file, field: `line ${row.line}: messages`, got: preview(m) });
   }
   return m.map((msg, i) => {
     const field = `line ${row.line}: messages[${i}]`;
     if (!isJsonObject(msg) || typeof msg.role !== 'string' || typeof msg.content !== 'string') {
-      throw new FormatError('message needs string role and content', { file, field, got: JSON.stringify(msg).slice(0, 80) });
+      throw new FormatError('message needs string role and content', { file, field, got: preview(msg) });
     }
     return msg as ChatMessage;
   });

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { FUZZ_TARGETS } from './targets.js';
 import { runFuzz } from './runner.js';
 
-/** Fewer for the slow tokenizer target: a case builds a whole tokenizer. */
-const CASES: Readonly<Record<string, number>> = { tokenizer: 150 };
+/** Fewer for the slow targets: a case builds a whole tokenizer. */
+const CASES: Readonly<Record<string, number>> = { tokenizer: 150, dataset: 150 };
 const DEFAULT_CASES = 300;
 const SEED = 1401;
 

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FormatError, UnsupportedError } from '../../src/errors.js';
 import { TextTokenizer } from '../../src/formats/tokenizer.js';
+import { loadDataset } from '../../src/train/data.js';
 import { fixture } from '../helpers/shared.js';
 
 /** stories260K's tokenizer.json after `edit`, loaded from a scratch folder. */
@@ -44,4 +45,16 @@ test('tokenizer.json: a post-processor the library accepts but cannot apply give
     j.post_processor = { type: 'TemplateProcessing', single: ['Y', { Sequence: { id: 'A', type_id: 0 } }], pair: [], special_tokens: {} };
   })();
   assert.throws(() => tok.encode('hello'), (e: unknown) => e instanceof UnsupportedError && /could not be used to encode/.test(e.message));
+});
+
+test('dataset JSONL: a row nested 20,000 deep is a FormatError naming the line (the error message overflowed the stack)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fuzz-regression-'));
+  try {
+    const file = join(dir, 'data.jsonl');
+    writeFileSync(file, `${JSON.stringify({ instruction: 'a', output: 'b' })}\n${'['.repeat(20_000)}${']'.repeat(20_000)}\n`);
+    const tok = TextTokenizer.fromFolder(fixture('models', 'stories260K'));
+    assert.throws(() => loadDataset(file, tok, { seqLen: 32 }), (e: unknown) => e instanceof FormatError && /line 2/.test(String(e.field)));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
