@@ -56,6 +56,8 @@ export interface BenchContext {
 export interface BenchSuite {
   readonly name: string;
   readonly description: string;
+  /** Runs only when named (long or disk-hungry suites), not in a bare `npm run bench`. */
+  readonly optIn?: boolean;
   run(ctx: BenchContext): Promise<void>;
 }
 

@@ -18,7 +18,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const unknown = names.filter((n) => !SUITES.some((s) => s.name === n));
   if (unknown.length > 0) throw new Error(`unknown suite(s) ${unknown.join(', ')}; known: ${SUITES.map((s) => s.name).join(', ')}`);
-  const selected = names.length === 0 ? SUITES : SUITES.filter((s) => names.includes(s.name));
+  const selected = names.length === 0 ? SUITES.filter((s) => s.optIn !== true) : SUITES.filter((s) => names.includes(s.name));
   const results: BenchResult[] = [];
   for (const suite of selected) {
     process.stderr.write(`running suite ${suite.name}...\n`);

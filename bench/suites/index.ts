@@ -4,6 +4,7 @@ import type { BenchSuite } from '../harness.js';
 import { kernelsSuite } from './kernels.js';
 import { modelSuite } from './model.js';
 import { quantSuite } from './quant.js';
+import { scaleSuite } from './scale.js';
 import { trainSuite } from './train.js';
 
-export const SUITES: BenchSuite[] = [kernelsSuite, quantSuite, modelSuite, trainSuite];
+export const SUITES: BenchSuite[] = [kernelsSuite, quantSuite, modelSuite, trainSuite, scaleSuite];

@@ -47,6 +47,14 @@ export interface Kernels {
    * (relaxed-fused, relaxed or simd), threads and the 4-bit matmuls' arithmetic.
    */
   readonly description: string;
+  /** Byte budget of 4-bit weights the backend keeps resident (wasm: uploaded copies under LRU; ref: 0). */
+  readonly residentWeightBytes: number;
+  /**
+   * Sets that budget. model/build.ts lowers it to a streaming window for a model whose 4-bit
+   * weights exceed it: layer-order access cycles through the whole model, so an LRU cache smaller
+   * than the model never hits, and its resident copies would only add to the process's memory.
+   */
+  setResidentWeightBytes(bytes: number): void;
 
   // ---- memory ---------------------------------------------------------------------------------
   /** Zero-filled f32 buffer resident in the backend's memory. */

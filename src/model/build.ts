@@ -93,6 +93,13 @@ function roundThrough(x: Float32Array, dtype: 'f16' | 'bf16'): Float32Array {
 
 /** Largest total of packed 4-bit codes a model keeps in the kernels' memory (see buildLlamaModel). */
 const IN_PLACE_PACKED_MAX_BYTES = 2 ** 30;
+/**
+ * Resident budget for a model whose 4-bit weights exceed the kernels' budget: a few layers'
+ * worth (Llama-2-13B's q/k/v/o and MLP: ~170 MB), enough for one call's weights; the rest streams
+ * at memcpy speed either way (an LRU cache smaller than a model read in layer order never hits).
+ * Measured on Llama-2-7B shapes: a training step's peak RSS 7.5 GiB with the 2 GiB default.
+ */
+const STREAM_WINDOW_BYTES = 256 * 2 ** 20;
 
 export function buildLlamaModel(source: WeightSource, cfg: ModelConfig, tokenizer: TextTokenizer | null, opts: BuildOptions): LlamaModel {
   const k = opts.kernels;
@@ -134,6 +141,7 @@ export function buildLlamaModel(source: WeightSource, cfg: ModelConfig, tokenize
     const numel = e.shape.reduce((a, b) => a * b, 1);
     return n + (planModuleQuantization(quant, e.name, e.shape).action === 'quant4' ? Math.ceil(numel / 2) : 0);
   }, 0);
+  if (plannedPackedBytes > k.residentWeightBytes && k.residentWeightBytes > STREAM_WINDOW_BYTES) k.setResidentWeightBytes(STREAM_WINDOW_BYTES);
   const packedStorage = plannedPackedBytes > IN_PLACE_PACKED_MAX_BYTES ? undefined : (bytes: number): Uint8Array => {
     const buf = k.allocF32(Math.ceil(bytes / 4));
     owned.push(buf);

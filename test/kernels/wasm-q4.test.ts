@@ -154,6 +154,24 @@ describe('resident 4-bit weight cache', () => {
     }
   });
 
+  test('lowering the budget evicts resident weights down to it; results stay the same', async () => {
+    const k = await createKernels({ backend: 'wasm', threads: 1 });
+    try {
+      const used = (): number => (k as unknown as { heapUsedBytes: number }).heapUsedBytes;
+      const ws = [0, 1, 2].map((i) => quantizeTensor(rand(64 * 96, 70 + i), [64, 96], s('nf4', 64, true, 'blockwise')));
+      const x = rand(2 * 96, 3);
+      const before = ws.map((w) => { const y = new Float32Array(2 * 64); k.matmulXWtQ4(y, x, w, 2, false); return y; });
+      const resident = used();
+      assert.ok(k.residentWeightBytes > resident);
+      k.setResidentWeightBytes(1);
+      assert.equal(k.residentWeightBytes, 1);
+      assert.ok(used() < resident, `heap ${resident} -> ${used()} bytes`);
+      ws.forEach((w, i) => { const y = new Float32Array(2 * 64); k.matmulXWtQ4(y, x, w, 2, false); assert.deepEqual(y, before[i]); });
+    } finally {
+      await k.dispose();
+    }
+  });
+
   test('codes stored in the kernels\' memory are read in place (no resident copy) and give the same results', async () => {
     const k = await createKernels({ backend: 'wasm', threads: 2, int8Activations: false });
     try {

@@ -29,6 +29,13 @@ export class RefKernels implements Kernels {
     this.int8Activations = opts.int8Activations === true;
   }
 
+  /** The reference kernels read weights where they are: nothing is made resident. */
+  readonly residentWeightBytes = 0;
+
+  setResidentWeightBytes(): void {
+    // nothing resident to limit
+  }
+
   get description(): string {
     return `ref (TypeScript reference kernels), 1 thread, ${this.int8Activations ? 'int8' : 'f32'} activations`;
   }

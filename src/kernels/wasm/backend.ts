@@ -202,6 +202,14 @@ export class WasmKernels implements Kernels {
     await this.pool.dispose();
   }
 
+  get residentWeightBytes(): number {
+    return this.q4.budgetBytes;
+  }
+
+  setResidentWeightBytes(bytes: number): void {
+    this.q4.setBudget(bytes);
+  }
+
   /** Bytes held by the allocator (tests watch it stay flat). */
   get heapUsedBytes(): number {
     return this.heap.usedBytes;

@@ -42,8 +42,21 @@ export class Q4Cache {
   constructor(
     private readonly heap: WasmHeap,
     /** Byte budget of resident weights; the weight in use is always admitted, even alone above it. */
-    readonly budgetBytes: number,
+    private budget: number,
   ) {}
+
+  get budgetBytes(): number {
+    return this.budget;
+  }
+
+  /** A new budget; resident weights beyond it are evicted, oldest first. */
+  setBudget(bytes: number): void {
+    this.budget = bytes;
+    for (const old of this.lru) {
+      if (this.resident <= bytes) break;
+      this.drop(old);
+    }
+  }
 
   get residentBytes(): number {
     return this.resident;
@@ -102,7 +115,7 @@ export class Q4Cache {
     };
     const total = Object.values(sections).reduce((a, b) => a + b, 0);
     for (const old of this.lru) {
-      if (this.resident + total <= this.budgetBytes) break;
+      if (this.resident + total <= this.budget) break;
       this.drop(old);
     }
     const off = this.heap.alloc(total);
