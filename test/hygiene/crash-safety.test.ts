@@ -5,14 +5,14 @@
 //   not one the trainer would take (latestCheckpoint skips it), the newest intact one loads as a
 //   PEFT adapter, and the run finished by the last --resume writes the same adapter bytes as an
 //   uninterrupted run.
-// - `qlora quantize`: killed at moments spread over its run; the output folder afterwards either
-//   does not exist or is a complete bnb-4bit folder that loads and gives the uninterrupted
-//   output's bytes.
+// - `qlora quantize` and `qlora export` (GGUF file, merged folder): killed at moments spread over
+//   their run; the output afterwards either does not exist or is complete, byte for byte the
+//   uninterrupted output.
 // The kill times come from a seeded generator; where they land depends on the machine's speed,
 // which is the point: the moments are arbitrary.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -102,23 +102,34 @@ describe('crash safety: SIGKILL at random moments', () => {
     assert.ok(a.equals(b), `after ${kills} kills the adapter differs from the uninterrupted run's`);
   });
 
-  it('qlora quantize: a killed run leaves no output folder or a complete one', async () => {
-    const whole = join(dir, 'q-whole');
-    const ref = spawnSync(process.execPath, [CLI, 'quantize', STORIES, '--out', whole], { encoding: 'utf8', timeout: 60_000 });
+  /** Kills `args(out)` KILLS times at seeded moments after `trigger`; each output is absent or equals the uninterrupted one. */
+  async function killedOutputs(label: string, args: (out: string) => string[], trigger: RegExp, maxDelayMs: number, seed: number): Promise<void> {
+    const whole = join(dir, `${label}-whole`);
+    const ref = spawnSync(process.execPath, [CLI, ...args(whole)], { encoding: 'utf8', timeout: 60_000 });
     assert.equal(ref.status, 0, ref.stderr);
-    const refFiles = readdirSync(whole).sort();
-    const next = rng(7);
+    const filesOf = (p: string): string[] => (statSync(p).isDirectory() ? readdirSync(p).sort().map((f) => join(p, f)) : [p]);
+    const refFiles = filesOf(whole).map((f) => f.slice(whole.length));
+    const next = rng(seed);
     let kills = 0;
     for (let i = 0; i < KILLS; i++) {
-      const out = join(dir, `q-${i}`);
-      // The trigger is the kernels' start (stderr is quiet otherwise): spawn with --verbose.
-      const r = await runAndKill(['--verbose', 'quantize', STORIES, '--out', out], /kernels:/, i === 0 ? 0 : Math.floor(next() * 60));
+      const out = join(dir, `${label}-${i}`);
+      const r = await runAndKill(args(out), trigger, i === 0 ? 0 : Math.floor(next() * maxDelayMs));
       if (r.killed) kills++;
       else assert.equal(r.code, 0, r.stderr);
       if (!existsSync(out)) continue;
-      assert.deepEqual(readdirSync(out).sort(), refFiles, `${out} after ${r.killed ? 'a kill' : 'exit'}`);
-      for (const f of refFiles) assert.ok(readFileSync(join(out, f)).equals(readFileSync(join(whole, f))), `${f} equals the uninterrupted output`);
+      assert.deepEqual(filesOf(out).map((f) => f.slice(out.length)), refFiles, `${out} after ${r.killed ? 'a kill' : 'exit'}`);
+      for (const f of refFiles) assert.ok(readFileSync(out + f).equals(readFileSync(whole + f)), `${label}${f} equals the uninterrupted output`);
     }
-    assert.ok(kills >= 1, 'at least one kill landed before the quantizer finished');
+    assert.ok(kills >= 1, `at least one kill landed before ${label} finished`);
+  }
+
+  // The trigger is the kernels' start (stderr is quiet otherwise): spawned with --verbose.
+  it('qlora quantize: a killed run leaves no output folder or a complete one', async () => {
+    await killedOutputs('quantize', (out) => ['--verbose', 'quantize', STORIES, '--out', out], /kernels:/, 60, 7);
+  });
+
+  it('qlora export (GGUF file, merged folder): a killed run leaves no output or a complete one', async () => {
+    await killedOutputs('gguf', (out) => ['export', STORIES, '--format', 'gguf', '--dtype', 'q8_0', '--out', out], /(?:)/, 40, 8);
+    await killedOutputs('merged', (out) => ['export', STORIES, '--format', 'merged', '--dtype', 'f16', '--out', out], /(?:)/, 40, 9);
   });
 });
