@@ -246,7 +246,15 @@ async function loop(s: RunState, checkpoint: string | null, emit: (e: TrainEvent
       throw new NumericError(`training stopped at step ${step + 1}: ${bad}`, { field: `step ${step + 1}`, hint: `the last good checkpoint is in ${join(runDir, CHECKPOINTS_DIR)}; lower --lr, or pass --nan-policy skip` });
     }
     if (bad !== null) emit({ kind: 'warning', message: `step ${step + 1} skipped: ${bad}` });
-    else opt.step(lr);
+    else {
+      opt.step(lr);
+      // An update that overflows a weight cannot be skipped afterwards: always fatal, before any
+      // checkpoint would store it (a learning rate of 1e38 does this at step 1).
+      const broken = firstNonFinite(params);
+      if (broken !== null) {
+        throw new NumericError(`training stopped at step ${step + 1}: the update made ${broken} non-finite`, { field: `step ${step + 1}`, hint: `the last good checkpoint is in ${join(runDir, CHECKPOINTS_DIR)}; lower --lr` });
+      }
+    }
     step++;
     const dt = (performance.now() - t0) / 1000;
     const stepTokens = micro.reduce((n, b) => n + b.B * b.T, 0);
@@ -291,6 +299,15 @@ export function evaluate(model: LlamaModel, batches: readonly Batch[]): { loss: 
   }
   const loss = count > 0 ? sum / count : Number.NaN;
   return { loss, perplexity: Math.exp(loss) };
+}
+
+/** The name of the first trainable tensor holding a NaN or Inf, or null. */
+function firstNonFinite(params: readonly TrainableParam[]): string | null {
+  for (const p of params) {
+    const d = p.data;
+    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) return `${p.name} (element ${i})`;
+  }
+  return null;
 }
 
 // ---- run folder --------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createKernels, type Kernels } from '../../src/kernels/index.js';
+import { NumericError } from '../../src/errors.js';
 import { loadModel } from '../../src/model/load.js';
 import { train, type TrainOptions } from '../../src/train/trainer.js';
 import type { RunConfigInput } from '../../src/train/train-options.js';
@@ -130,5 +131,15 @@ describe('train (stories260K)', () => {
     // An existing run is never replaced without overwrite.
     await assert.rejects(train({ config: base(), out: join(dir, 'a'), kernels }), /already holds a run/);
     assert.ok(existsSync(join(dir, 'a', 'adapter', 'adapter_model.safetensors')));
+  });
+
+  // Divergence: a learning rate of 1e38 overflows the LoRA weights at step 1; that is fatal under
+  // either NaN policy (a skip cannot undo an update), before any checkpoint stores it. (A merely huge
+  // rate, 1e12, saturates the model at loss ln(vocab) with zero gradients: finite, not caught.)
+  it('divergence: an update that makes weights non-finite stops the run under both policies, naming the step and tensor', async () => {
+    const diverging = (lr: number): RunConfigInput => ({ ...base(), lr, schedule: 'constant', warmupSteps: 0, maxGradNorm: 0, maxSteps: 6, saveEvery: 2, evalSplit: 0 });
+    const stopped = (e: unknown): boolean => e instanceof NumericError && e.field === 'step 1' && /training stopped at step 1: the update made .*lora_[AB].* non-finite/.test(e.message) && /checkpoints/.test(String(e.hint));
+    await assert.rejects(run('inf-weights', diverging(1e38)), stopped);
+    await assert.rejects(run('inf-weights-skip', { ...diverging(1e38), nanPolicy: 'skip' }), stopped);
   });
 });
