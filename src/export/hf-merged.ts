@@ -5,13 +5,14 @@
 // and converted one at a time when the safetensors writer reaches them.
 // Not here: merging (base.ts), bnb-4bit re-quantization (quant/quantize-checkpoint.ts).
 
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, IoError, NumericError, UnsupportedError } from '../errors.js';
+import { ConfigError, NumericError, UnsupportedError } from '../errors.js';
 import { f32ToBf16Bits, f32ToF16Bits, type DType } from '../formats/dtype.js';
 import { dumpPythonJson, parsePreservingNumbers, type PyJson } from '../formats/py-json.js';
 import { writeSafetensors, writeShardedSafetensors, type TensorToWrite } from '../formats/safetensors-write.js';
+import { moveDirIntoPlace } from '../formats/atomic.js';
 import type { ExportBase } from './base.js';
 
 export type MergedDtype = 'f32' | 'f16' | 'bf16';
@@ -74,12 +75,7 @@ export function writeMergedFolder(base: ExportBase, read: (name: string) => Floa
     for (const f of readdirSync(base.folder)) {
       if (COPIED_FILE.test(f) && statSync(join(base.folder, f)).isFile()) copyFileSync(join(base.folder, f), join(temp, f));
     }
-    if (existsSync(out)) rmSync(out, { recursive: true, force: true });
-    try {
-      renameSync(temp, out);
-    } catch (cause) {
-      throw new IoError('cannot move the finished folder into place', { file: out, cause });
-    }
+    moveDirIntoPlace(temp, out, 'merged model folder');
     return readdirSync(out).sort();
   } catch (err) {
     rmSync(temp, { recursive: true, force: true });

@@ -4,7 +4,7 @@
 // untouched and removes the temporary. Rename is atomic only within one filesystem, hence the temp
 // file sits beside the destination. This module is synchronous and knows no file format.
 
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { IoError } from '../errors.js';
@@ -96,4 +96,40 @@ export function writeFileAtomic(path: string, produce: (sink: ByteSink) => void)
 export function writeBytesAtomic(path: string, bytes: Uint8Array | string): void {
   const data = typeof bytes === 'string' ? new TextEncoder().encode(bytes) : bytes;
   writeFileAtomic(path, (sink) => sink.write(data));
+}
+
+/**
+ * Moves the finished folder `temp` (beside `out`, same filesystem) to `out`, replacing a folder
+ * already there without ever deleting it first: the old folder is renamed aside, the new one
+ * renamed in, and only then is the old one removed. If the second rename fails, the old folder is
+ * renamed back, so `out` holds the old content or the whole new one. `what` names the output in
+ * errors ("checkpoint", "merged model").
+ */
+export function moveDirIntoPlace(temp: string, out: string, what: string): void {
+  const old = existsSync(out) ? join(dirname(out), `.${basename(out)}.old-${randomBytes(4).toString('hex')}`) : null;
+  if (old !== null) {
+    try {
+      renameSync(out, old);
+    } catch (cause) {
+      throw new IoError(`cannot move the existing ${what} aside to replace it`, { file: out, cause });
+    }
+  }
+  try {
+    renameSync(temp, out);
+  } catch (cause) {
+    let restored = true;
+    if (old !== null) {
+      try {
+        renameSync(old, out);
+      } catch {
+        restored = false;
+      }
+    }
+    throw new IoError(`cannot move the finished ${what} into place`, {
+      file: out,
+      cause,
+      hint: restored ? (old === null ? undefined : 'the earlier output is unchanged') : `the earlier output is kept at ${old}`,
+    });
+  }
+  if (old !== null) rmSync(old, { recursive: true, force: true });
 }

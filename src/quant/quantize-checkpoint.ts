@@ -13,12 +13,13 @@
 // packed codes in memory within a budget, beyond it in a scratch file inside the temp folder
 // (removed before the rename); pass 2 is the writer pulling each tensor's bytes in its order.
 
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ConfigError, FormatError, IoError, ShapeError, UnsupportedError } from '../errors.js';
 import { DTYPE_BYTES, f32ToBf16Bits, f32ToF16Bits, type DType } from '../formats/dtype.js';
 import { openCheckpoint, writeSafetensors, writeShardedSafetensors, type TensorSource, type TensorToWrite } from '../formats/safetensors.js';
+import { moveDirIntoPlace } from '../formats/atomic.js';
 import { bnbQuantizationConfig, bnbTensorsFor, type QuantStorage } from './bnb-checkpoint.js';
 import { compilePattern, DEFAULT_SKIP_MODULES, planModuleQuantization, resolveQuantizationConfig, type FloatKind, type ModulePlan, type QuantizationConfig } from './config.js';
 import { dumpPythonJson, JsonNumberText, parsePreservingNumbers, PyFloat, type PyJson } from '../formats/py-json.js';
@@ -167,14 +168,7 @@ export function quantizeCheckpoint(modelDir: string, outDir: string, opts: Quant
   try {
     const report = convert(source, srcDir, temp, out, cfg, config, opts);
     // Swap into place: the old folder (empty, or replaced with --force) goes aside first.
-    const old = existsSync(out) ? join(dirname(out), `.${basename(out)}.old-${randomBytes(4).toString('hex')}`) : null;
-    try {
-      if (old !== null) renameSync(out, old);
-      renameSync(temp, out);
-    } catch (cause) {
-      throw new IoError('cannot move the finished checkpoint into place', { file: out, cause });
-    }
-    if (old !== null) rmSync(old, { recursive: true, force: true });
+    moveDirIntoPlace(temp, out, 'checkpoint');
     return report;
   } catch (err) {
     rmSync(temp, { recursive: true, force: true });
