@@ -18,6 +18,14 @@ async function main(argv: string[]): Promise<void> {
     .option('--verbose', 'diagnostics on stderr: the kernels chosen for this runtime, error stacks')
     .option('--quiet', 'no progress bars or informational lines')
     .showHelpAfterError()
+    // Usage errors (unknown option, bad choice, missing argument) exit 2 like a typed error;
+    // --help and --version exit 0.
+    .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT_USAGE))
+    .addHelpText('after', `
+Exit codes: 0 done; 1 internal failure (a bug: please report it with --verbose output);
+2 bad usage or bad input (unknown flag, bad value, unreadable or invalid file: one line naming the
+file, field and what was expected; add --verbose for the stack); 130 interrupted (train saves a
+checkpoint first).`)
     .hook('preAction', (_program, action) => {
       const o = action.optsWithGlobals<{ verbose?: boolean; quiet?: boolean }>();
       setVerbosity(o.verbose === true ? 'verbose' : o.quiet === true ? 'quiet' : 'normal');

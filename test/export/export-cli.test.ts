@@ -1,0 +1,77 @@
+// `qlora export` run as a real CLI process: a GGUF adapter with --json (the report names the
+// file), an existing output refused without --overwrite (exit 2, file unchanged) and replaced
+// with it, a merged folder replaced by another dtype with nothing left beside it, and usage
+// errors (bad choice, a dtype the format cannot take, a missing SRC) as exit 2 with one line
+// naming the problem and no output written.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { readGgufFile } from '../../src/formats/gguf/reader.js';
+import { fixture, REPO_ROOT } from '../helpers/shared.js';
+
+const run = promisify(execFile);
+const CLI = fileURLToPath(import.meta.url).endsWith('.js')
+  ? [join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js')]
+  : ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts')];
+
+async function qlora(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [...CLI, ...args], { cwd: REPO_ROOT });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+const GOLDEN = fixture('golden', 'stories260K-lora');
+const MODEL = fixture('models', 'stories260K');
+
+test('qlora export: --json report, --overwrite, merged replacement, usage errors', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qlora-export-cli-'));
+  try {
+    const gguf = join(dir, 'adapter.gguf');
+    const first = await qlora('export', GOLDEN, '--model', MODEL, '--format', 'gguf-adapter', '--out', gguf, '--json');
+    assert.equal(first.code, 0, first.stderr);
+    const report = JSON.parse(first.stdout) as { out: string; tensorTypes: unknown[] };
+    assert.equal(report.out, gguf);
+    assert.ok(Array.isArray(report.tensorTypes));
+    assert.equal(readGgufFile(gguf).tensors.length, 70);
+    const bytes = readFileSync(gguf);
+
+    const again = await qlora('export', GOLDEN, '--model', MODEL, '--format', 'gguf-adapter', '--out', gguf);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /^qlora: ConfigError: .*output exists.*--overwrite/m);
+    assert.ok(readFileSync(gguf).equals(bytes));
+    const replaced = await qlora('export', GOLDEN, '--model', MODEL, '--format', 'gguf-adapter', '--out', gguf, '--overwrite');
+    assert.equal(replaced.code, 0, replaced.stderr);
+    assert.match(replaced.stdout, /^wrote /);
+
+    const merged = join(dir, 'merged');
+    assert.equal((await qlora('export', GOLDEN, '--model', MODEL, '--format', 'merged', '--dtype', 'f16', '--out', merged)).code, 0);
+    const f16Size = readFileSync(join(merged, 'model.safetensors')).byteLength;
+    const f32 = await qlora('export', GOLDEN, '--model', MODEL, '--format', 'merged', '--dtype', 'f32', '--out', merged, '--overwrite');
+    assert.equal(f32.code, 0, f32.stderr);
+    assert.ok(readFileSync(join(merged, 'model.safetensors')).byteLength > 1.9 * f16Size);
+    assert.match(readFileSync(join(merged, 'config.json'), 'utf8'), /"torch_dtype": "float32"/);
+
+    const badChoice = await qlora('export', GOLDEN, '--format', 'onnx', '--out', join(dir, 'x'));
+    assert.equal(badChoice.code, 2);
+    assert.match(badChoice.stderr, /argument 'onnx' is invalid/);
+    const badDtype = await qlora('export', GOLDEN, '--model', MODEL, '--format', 'merged', '--dtype', 'q4_0', '--out', join(dir, 'y'));
+    assert.equal(badDtype.code, 2);
+    assert.match(badDtype.stderr, /--dtype q4_0 is not available for --format merged/);
+    const missing = await qlora('export', join(dir, 'nothing-here'), '--format', 'gguf', '--out', join(dir, 'z.gguf'));
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /nothing-here/);
+    assert.equal(missing.stderr.trim().split('\n').length, 1, 'one line without --verbose');
+    assert.deepEqual(readdirSync(dir).sort(), ['adapter.gguf', 'merged']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
