@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { exportModel, type ExportFormat, type GgufModelType } from '../export/index.js';
+import { positiveIntegerOption } from './model-options.js';
 
 interface ExportCliOptions {
   format: ExportFormat;
@@ -12,6 +13,7 @@ interface ExportCliOptions {
   out: string;
   overwrite?: boolean;
   clampF16?: boolean;
+  maxShardSize?: string;
   json?: boolean;
 }
 
@@ -25,12 +27,14 @@ export function register(program: Command): void {
     .option('--model <base>', 'base model of an adapter folder (default for a run folder: run.json "model")')
     .requiredOption('--out <path>', 'output file or folder')
     .option('--overwrite', 'replace an existing output')
+    .option('--max-shard-size <bytes>', 'merged, bnb4: split model.safetensors into shards with an index above this many bytes (default 5000000000)')
     .option('--clamp-f16', 'clamp values beyond the f16 range instead of refusing (merged f16)')
     .option('--json', 'print the report as JSON')
     .action((src: string, o: ExportCliOptions) => {
       const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'export {bar} {value}/{total} | {tensor}', stream: process.stderr }, cliProgress.Presets.shades_classic) : null;
       const report = exportModel(src, {
-        format: o.format, out: o.out, model: o.model, dtype: o.dtype, overwrite: o.overwrite === true, f16Overflow: o.clampF16 === true ? 'clamp' : 'refuse',
+        format: o.format, out: o.out, model: o.model, dtype: o.dtype, overwrite: o.overwrite === true,
+        maxShardBytes: o.maxShardSize === undefined ? undefined : positiveIntegerOption(o.maxShardSize, '--max-shard-size'), f16Overflow: o.clampF16 === true ? 'clamp' : 'refuse',
         onProgress: (p) => {
           if (bar === null) process.stderr.write(`export ${p.done}/${p.total} ${p.tensor}\n`);
           else {

@@ -25,6 +25,8 @@ export interface ExportOptions {
   readonly dtype?: GgufModelType;
   readonly overwrite?: boolean;
   readonly f16Overflow?: 'refuse' | 'clamp';
+  /** merged and bnb4: split model.safetensors into shards (with an index) above this many bytes (default 5 GB). */
+  readonly maxShardBytes?: number;
   readonly onProgress?: (p: { tensor: string; done: number; total: number }) => void;
 }
 
@@ -57,13 +59,13 @@ export function exportModel(src: string, opts: ExportOptions): ExportReport {
         writeGgufAdapter(needAdapter(), base.config, out, { type: floatDtype() as GgufAdapterType });
         return { out, tensorTypes: [] };
       case 'merged':
-        writeMergedFolder(base, mergedReader(base, adapter), out, { dtype: floatDtype(), overwrite: opts.overwrite, f16Overflow: opts.f16Overflow, onProgress: opts.onProgress });
+        writeMergedFolder(base, mergedReader(base, adapter), out, { dtype: floatDtype(), overwrite: opts.overwrite, f16Overflow: opts.f16Overflow, maxShardBytes: opts.maxShardBytes, onProgress: opts.onProgress });
         return { out, tensorTypes: [] };
       case 'bnb4': {
         const scratch = mkdtempSync(join(dirname(out), '.qlora-export-'));
         try {
           writeMergedFolder(base, mergedReader(base, adapter), join(scratch, 'merged'), { dtype: 'f32' });
-          quantizeCheckpoint(join(scratch, 'merged'), out, { force: opts.overwrite });
+          quantizeCheckpoint(join(scratch, 'merged'), out, { force: opts.overwrite, maxShardBytes: opts.maxShardBytes });
         } finally {
           rmSync(scratch, { recursive: true, force: true });
         }
