@@ -5,31 +5,15 @@
 // cannot take, a missing SRC) as exit 2 with one line naming the problem and no output written.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { readGgufFile } from '../../src/formats/gguf/reader.js';
 import { RefKernels } from '../../src/kernels/ref/index.js';
 import { loadModel } from '../../src/model/load.js';
-import { fixture, REPO_ROOT } from '../helpers/shared.js';
+import { qlora } from '../helpers/cli.js';
+import { fixture } from '../helpers/shared.js';
 
-const run = promisify(execFile);
-const CLI = fileURLToPath(import.meta.url).endsWith('.js')
-  ? [join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js')]
-  : ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts')];
-
-async function qlora(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [...CLI, ...args], { cwd: REPO_ROOT });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 const GOLDEN = fixture('golden', 'stories260K-lora');
 const MODEL = fixture('models', 'stories260K');

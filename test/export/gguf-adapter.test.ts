@@ -5,13 +5,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
 import { openExportBase, readAdapterFor, type ExportBase } from '../../src/export/base.js';
 import { writeGgufAdapter } from '../../src/export/gguf-adapter.js';
 import { writeGgufModel } from '../../src/export/gguf-model.js';
 import { RefKernels } from '../../src/kernels/ref/index.js';
 import { loadModel } from '../../src/model/load.js';
 import { loadPeftAdapter } from '../../src/model/peft-adapter.js';
+import { llamaCppProbabilityDiff, softmax } from '../helpers/llama-peer.js';
 import { fixture } from '../helpers/shared.js';
 
 const IDS = [1, 385, 328, 432, 261, 280, 305, 330];
@@ -44,21 +44,7 @@ describe('GGUF adapter export', () => {
     loadPeftAdapter(model, fixture('golden', 'stories260K-lora'));
     const logits = model.forward(Int32Array.from(IDS), 1, IDS.length, { logits: 'last' });
     model.dispose();
-    const max = Math.max(...logits);
-    const exp = logits.map((x) => Math.exp(x - max));
-    const sum = exp.reduce((a, b) => a + b, 0);
-    const llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, progressLogs: false, logLevel: LlamaLogLevel.error });
-    const peer = await llama.loadModel({ modelPath: modelFile });
-    const ctx = await peer.createContext({ contextSize: 64, batchSize: 64, threads: 1, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32', lora: { adapters: [{ filePath: loraFile }] } });
-    try {
-      const res = await ctx.getSequence().controlledEvaluate(IDS.map((t, i) => (i === IDS.length - 1 ? [t as Token, { generateNext: { probabilities: true } }] : (t as Token))));
-      const probs = res[IDS.length - 1]!.next.probabilities!;
-      let diff = 0;
-      for (let v = 0; v < exp.length; v++) diff = Math.max(diff, Math.abs((probs.get(v as Token) ?? 0) - exp[v] / sum));
-      assert.ok(diff <= F32_PROB_TOLERANCE, `max probability difference ${diff}`);
-    } finally {
-      await ctx.dispose();
-      await peer.dispose();
-    }
+    const diff = await llamaCppProbabilityDiff(modelFile, IDS, softmax(logits), loraFile);
+    assert.ok(diff <= F32_PROB_TOLERANCE, `max probability difference ${diff}`);
   });
 });

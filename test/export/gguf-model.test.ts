@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
 import { readGgufFile, readTensorBytes } from '../../src/formats/gguf/reader.js';
 import { ggmlTypeName } from '../../src/formats/gguf/ggml-types.js';
 import { openExportBase, type ExportBase } from '../../src/export/base.js';
 import { writeGgufModel, type GgufModelType } from '../../src/export/gguf-model.js';
 import { RefKernels } from '../../src/kernels/ref/index.js';
 import { loadModel } from '../../src/model/load.js';
+import { llamaCppProbabilityDiff, softmax } from '../helpers/llama-peer.js';
 import { fixture } from '../helpers/shared.js';
 
 const TYPES: ReadonlyArray<[GgufModelType, string]> = [['f32', 'F32'], ['f16', 'F16'], ['bf16', 'BF16'], ['q8_0', 'Q8_0'], ['q4_0', 'Q4_0'], ['iq4_nl', 'IQ4_NL']];
@@ -70,22 +70,8 @@ describe('GGUF model export', () => {
       const model = await loadModel(out, { kernels: new RefKernels(), quant: 'gguf' });
       const logits = model.forward(Int32Array.from(IDS), 1, IDS.length, { logits: 'last' });
       model.dispose();
-      const max = Math.max(...logits);
-      const exp = logits.map((x) => Math.exp(x - max));
-      const sum = exp.reduce((a, b) => a + b, 0);
-      const llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, progressLogs: false, logLevel: LlamaLogLevel.error });
-      const peer = await llama.loadModel({ modelPath: out });
-      const ctx = await peer.createContext({ contextSize: 64, batchSize: 64, threads: 1, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
-      try {
-        const res = await ctx.getSequence().controlledEvaluate(IDS.map((t, i) => (i === IDS.length - 1 ? [t as Token, { generateNext: { probabilities: true } }] : (t as Token))));
-        const probs = res[IDS.length - 1]!.next.probabilities!;
-        let diff = 0;
-        for (let v = 0; v < exp.length; v++) diff = Math.max(diff, Math.abs((probs.get(v as Token) ?? 0) - exp[v] / sum));
-        assert.ok(diff <= PROB_TOLERANCE[type], `max probability difference ${diff}`);
-      } finally {
-        await ctx.dispose();
-        await peer.dispose();
-      }
+      const diff = await llamaCppProbabilityDiff(out, IDS, softmax(logits));
+      assert.ok(diff <= PROB_TOLERANCE[type], `max probability difference ${diff}`);
     });
   }
 });

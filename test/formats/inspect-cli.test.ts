@@ -3,30 +3,11 @@
 // Several paths per process keep the test fast (each process start-up loads the whole CLI).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
-import { fixture, REPO_ROOT } from '../helpers/shared.js';
+import { qlora } from '../helpers/cli.js';
+import { fixture } from '../helpers/shared.js';
 import { inspectPath, type InspectReport } from '../../src/cli/inspect.js';
 import { FormatError } from '../../src/errors.js';
 
-const run = promisify(execFile);
-
-// Compiled by tsc (npm test), run the compiled CLI; as TypeScript (development), run it through tsx.
-const CLI = fileURLToPath(import.meta.url).endsWith('.js')
-  ? [join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js')]
-  : ['--import', 'tsx', join(REPO_ROOT, 'src', 'cli', 'main.ts')];
-
-async function qlora(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [...CLI, ...args], { cwd: REPO_ROOT });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 const FIXTURES = [
   fixture('models', 'stories260K'),
