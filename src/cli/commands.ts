@@ -21,6 +21,29 @@ const registrations: Register[] = [
   registerTrain,
 ];
 
+/** `qlora COMMAND --help` ends with these (the model paths are the repository's worked examples). */
+const EXAMPLES: Record<string, readonly string[]> = {
+  eval: ['qlora eval ../shared/fixtures/models/stories260K --data ../shared/data/tinyshakespeare.txt --max-tokens 4096', 'qlora eval model.gguf --data held-out.jsonl --context 512 --stride 256 --json'],
+  export: [
+    'qlora export RUN_DIR --format gguf-adapter --out adapter.gguf',
+    'qlora export RUN_DIR --format gguf --dtype q4_0 --out merged-q4_0.gguf',
+    'qlora export ADAPTER_DIR --model BASE_DIR --format merged --dtype bf16 --max-shard-size 2000000000 --out merged/',
+  ],
+  generate: ['qlora generate ../shared/fixtures/models/stories260K --prompt "Once upon a time" --max-new-tokens 64', 'qlora generate BASE_DIR --adapter RUN_DIR/adapter --prompt "Hi" --chat --temperature 0.7 --json'],
+  inspect: ['qlora inspect ../shared/fixtures/models/stories260K', 'qlora inspect model.gguf adapter.gguf --json'],
+  plot: ['qlora plot RUN_DIR --log-y --out curve.svg'],
+  quantize: ['qlora quantize ../shared/fixtures/models/stories260K --out s260k-nf4', 'qlora quantize MODEL_DIR --out fp4/ --quant fp4 --block-size 128 --overwrite --json'],
+  train: [
+    'qlora train --model ../shared/fixtures/models/stories260K --data ../shared/data/tinyshakespeare.txt --out run/ --max-steps 200 --seq-len 128',
+    'qlora train --config train.json --out run/ --lora-r 8 --schedule cosine --json',
+    'qlora train --resume run/',
+  ],
+};
+
 export function registerCommands(program: Command): void {
   for (const register of registrations) register(program);
+  for (const cmd of program.commands) {
+    const examples = EXAMPLES[cmd.name()];
+    if (examples !== undefined) cmd.addHelpText('after', `\nExamples:\n${examples.map((e) => `  ${e}`).join('\n')}`);
+  }
 }

@@ -1,5 +1,5 @@
 // `qlora quantize MODEL_DIR --out DIR [--quant nf4|fp4] [--block-size N] [--no-double-quant]
-// [--skip MODULE...] [--allow-nonfinite] [--force] ...`: a Hugging Face checkpoint folder into a
+// [--skip MODULE...] [--allow-nonfinite] [--overwrite] [--json] ...`: a Hugging Face checkpoint folder into a
 // bitsandbytes-4bit folder (library: quantizeCheckpoint in src/quant/quantize-checkpoint.ts),
 // with a progress bar (rate and ETA) and the size before/after and bits per parameter.
 
@@ -22,6 +22,8 @@ interface QuantizeCliOptions {
   skip?: string[];
   allowNonfinite?: boolean;
   force?: boolean;
+  overwrite?: boolean;
+  json?: boolean;
   computeDtype: FloatKind;
   quantStorage: string;
   maxShardSize: string;
@@ -56,14 +58,16 @@ export function register(program: Command): void {
     .command('quantize')
     .description('quantize a Hugging Face model folder to a bitsandbytes 4-bit checkpoint (NF4/FP4, bit-exact with bitsandbytes)')
     .argument('<model_dir>', 'Hugging Face model folder (config.json + safetensors, f32/f16/bf16, single or sharded)')
-    .requiredOption('--out <dir>', 'output folder (created; must be empty unless --force)')
+    .requiredOption('--out <dir>', 'output folder (created; must be empty unless --overwrite)')
     .addOption(new Option('--quant <type>', '4-bit data type').choices(['nf4', 'fp4']).default('nf4'))
     .option('--block-size <n>', 'elements per absmax block (power of two, 32..4096)', '64')
     .option('--double-quant', 'double-quantize the absmax (default for nf4)')
     .option('--no-double-quant', 'store absmax as f32 (default for fp4)')
     .option('--skip <modules...>', `more module names/globs/regexes to leave unquantized (always: ${DEFAULT_SKIP_MODULES.join(', ')})`)
     .option('--allow-nonfinite', 'quantize NaN as 0 and ±Inf as ± the block maximum instead of refusing')
-    .option('--force', 'replace a non-empty output folder')
+    .option('--overwrite', 'replace a non-empty output folder (as export and train)')
+    .addOption(new Option('--force', 'the former name of --overwrite').hideHelp())
+    .option('--json', 'print the report as JSON')
     .addOption(new Option('--compute-dtype <dtype>', 'bnb_4bit_compute_dtype written to config.json').choices(['f32', 'f16', 'bf16']).default('f32'))
     .addOption(new Option('--quant-storage <dtype>', 'bnb_4bit_quant_storage (dtype the packed bytes are stored as)').choices(Object.keys(QUANT_STORAGE_DTYPES)).default('uint8'))
     .option('--max-shard-size <bytes>', 'split model.safetensors into shards above this many bytes', String(DEFAULT_MAX_SHARD_BYTES))
@@ -106,7 +110,7 @@ export function register(program: Command): void {
       let report;
       try {
         report = quantizeCheckpoint(modelDir, o.out, {
-          config, force: o.force === true, quantStorage: o.quantStorage as QuantStorage,
+          config, force: o.overwrite === true || o.force === true, quantStorage: o.quantStorage as QuantStorage,
           maxShardBytes: integerOption(o.maxShardSize, '--max-shard-size'), onProgress,
           blockwise4: kernels === null ? undefined : kernels.quantizeBlockwise4.bind(kernels),
         });
@@ -114,6 +118,7 @@ export function register(program: Command): void {
         bar?.stop();
         await kernels?.dispose();
       }
-      process.stdout.write(formatQuantizeSummary(report, config, (Date.now() - t0) / 1000));
+      const seconds = (Date.now() - t0) / 1000;
+      process.stdout.write(o.json === true ? `${JSON.stringify({ ...report, seconds }, null, 2)}\n` : formatQuantizeSummary(report, config, seconds));
     });
 }

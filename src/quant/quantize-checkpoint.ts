@@ -150,7 +150,7 @@ export function quantizeCheckpoint(modelDir: string, outDir: string, opts: Quant
   if (out === srcDir) throw new ConfigError('output folder is the model folder', { file: out, hint: 'choose another --out' });
   if (existsSync(out) && !statSync(out).isDirectory()) throw new ConfigError('output exists and is not a folder', { file: out });
   if (isNonEmptyDir(out) && opts.force !== true) {
-    throw new ConfigError('output folder is not empty', { file: out, hint: 'choose an empty or new folder, or pass --force to replace it' });
+    throw new ConfigError('output folder is not empty', { file: out, hint: 'choose an empty or new folder, or pass --overwrite to replace it' });
   }
   const configFile = join(srcDir, 'config.json');
   if (!existsSync(configFile)) throw new FormatError('model folder has no config.json', { file: srcDir, expected: 'a Hugging Face model folder' });
