@@ -2,7 +2,8 @@
 // rename over the destination. A reader of the destination sees either the old file or the whole
 // new one, never a half-written file; a failure (thrown error, full disk) leaves the old file
 // untouched and removes the temporary. Rename is atomic only within one filesystem, hence the temp
-// file sits beside the destination. This module is synchronous and knows no file format.
+// file sits beside the destination. Folders are replaced the same way (moveDirIntoPlace). This
+// module is synchronous and knows no file format.
 
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -117,19 +118,16 @@ export function moveDirIntoPlace(temp: string, out: string, what: string): void 
   try {
     renameSync(temp, out);
   } catch (cause) {
-    let restored = true;
+    let hint: string | undefined;
     if (old !== null) {
       try {
         renameSync(old, out);
+        hint = 'the earlier output is unchanged';
       } catch {
-        restored = false;
+        hint = `the earlier output is kept at ${old}`;
       }
     }
-    throw new IoError(`cannot move the finished ${what} into place`, {
-      file: out,
-      cause,
-      hint: restored ? (old === null ? undefined : 'the earlier output is unchanged') : `the earlier output is kept at ${old}`,
-    });
+    throw new IoError(`cannot move the finished ${what} into place`, { file: out, cause, hint });
   }
   if (old !== null) rmSync(old, { recursive: true, force: true });
 }

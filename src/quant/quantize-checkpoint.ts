@@ -167,7 +167,7 @@ export function quantizeCheckpoint(modelDir: string, outDir: string, opts: Quant
   const temp = join(dirname(out), `.${basename(out)}.partial-${randomBytes(4).toString('hex')}`);
   try {
     const report = convert(source, srcDir, temp, out, cfg, config, opts);
-    // Swap into place: the old folder (empty, or replaced with --force) goes aside first.
+    // Swap into place: an old folder (empty, or replaced with --overwrite) goes aside first.
     moveDirIntoPlace(temp, out, 'checkpoint');
     return report;
   } catch (err) {

@@ -12,7 +12,8 @@ import { openExportBase, type ExportBase } from '../../src/export/base.js';
 import { writeGgufModel, type GgufModelType } from '../../src/export/gguf-model.js';
 import { RefKernels } from '../../src/kernels/ref/index.js';
 import { loadModel } from '../../src/model/load.js';
-import { llamaCppProbabilityDiff, softmax } from '../helpers/llama-peer.js';
+import { llamaCppProbabilityDiff } from '../helpers/llama-peer.js';
+import { softmaxRowsF64 } from '../kernels/spec-oracle.js';
 import { fixture } from '../helpers/shared.js';
 
 const TYPES: ReadonlyArray<[GgufModelType, string]> = [['f32', 'F32'], ['f16', 'F16'], ['bf16', 'BF16'], ['q8_0', 'Q8_0'], ['q4_0', 'Q4_0'], ['iq4_nl', 'IQ4_NL']];
@@ -31,6 +32,17 @@ const PROB_TOLERANCE: Record<GgufModelType, number> = { f32: 1e-4, f16: 5e-4, bf
 describe('GGUF model export', () => {
   let base: ExportBase;
   let dir: string;
+  const exported = new Map<GgufModelType, { file: string; choices: ReturnType<typeof writeGgufModel> }>();
+  /** Our export of the fixture model as `type`, written once for both checks of that type. */
+  const exportOf = (type: GgufModelType, label: string): { file: string; choices: ReturnType<typeof writeGgufModel> } => {
+    let e = exported.get(type);
+    if (e === undefined) {
+      const file = join(dir, `${label}.gguf`);
+      e = { file, choices: writeGgufModel(base, (n) => base.readF32(n), file, type) };
+      exported.set(type, e);
+    }
+    return e;
+  };
   before(() => {
     base = openExportBase(fixture('models', 'stories260K'));
     dir = mkdtempSync(join(tmpdir(), 'qlora-gguf-export-'));
@@ -42,9 +54,8 @@ describe('GGUF model export', () => {
 
   for (const [type, label] of TYPES) {
     it(`${label}: every tensor equals llama.cpp's byte for byte`, () => {
-      const out = join(dir, `${label}.gguf`);
-      const choices = writeGgufModel(base, (n) => base.readF32(n), out, type);
-      const ours = readGgufFile(out);
+      const { file, choices } = exportOf(type, label);
+      const ours = readGgufFile(file);
       const theirs = readGgufFile(fixture('gguf', `stories260K-${label}.gguf`));
       assert.equal(ours.tensors.length, theirs.tensors.length);
       for (const t of theirs.tensors) {
@@ -63,14 +74,13 @@ describe('GGUF model export', () => {
 
   for (const [type, label] of TYPES) {
     it(`llama.cpp loads the ${label} export; next-token probabilities match our forward over the same file`, async () => {
-      const out = join(dir, `${label}-peer.gguf`);
-      writeGgufModel(base, (n) => base.readF32(n), out, type);
+      const out = exportOf(type, label).file;
       // Our forward over the exported file itself (its own block types, dequantized exactly), so
       // the difference is llama.cpp's compute alone, not the weights' quantization error.
       const model = await loadModel(out, { kernels: new RefKernels(), quant: 'gguf' });
       const logits = model.forward(Int32Array.from(IDS), 1, IDS.length, { logits: 'last' });
       model.dispose();
-      const diff = await llamaCppProbabilityDiff(out, IDS, softmax(logits));
+      const diff = await llamaCppProbabilityDiff(out, IDS, softmaxRowsF64(logits, 1, logits.length));
       assert.ok(diff <= PROB_TOLERANCE[type], `max probability difference ${diff}`);
     });
   }

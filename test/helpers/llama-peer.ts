@@ -1,15 +1,9 @@
 // llama.cpp (through node-llama-cpp's prebuilt binaries) as the reader of our GGUF files: the
-// next-token probabilities it gives after a prompt, compared with ours from logits.
-import { getLlama, LlamaLogLevel, type Token } from 'node-llama-cpp';
+// next-token probabilities it gives after a prompt, compared with ours. The bindings are loaded
+// once per test process.
+import { getLlama, LlamaLogLevel, type Llama, type Token } from 'node-llama-cpp';
 
-/** Softmax of one row of logits. */
-export function softmax(logits: ArrayLike<number>): Float64Array {
-  let max = -Infinity;
-  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i]);
-  const p = Float64Array.from({ length: logits.length }, (_, i) => Math.exp(logits[i] - max));
-  const sum = p.reduce((a, b) => a + b, 0);
-  return p.map((x) => x / sum);
-}
+let llamaOnce: Promise<Llama> | undefined;
 
 /**
  * Largest |p_llama.cpp(v) - expected(v)| over the vocabulary for the token after `ids`, with
@@ -17,7 +11,8 @@ export function softmax(logits: ArrayLike<number>): Float64Array {
  * no flash attention, so that only the weights' own dot types round.
  */
 export async function llamaCppProbabilityDiff(modelFile: string, ids: readonly number[], expected: ArrayLike<number>, loraFile?: string): Promise<number> {
-  const llama = await getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, progressLogs: false, logLevel: LlamaLogLevel.error });
+  llamaOnce ??= getLlama({ gpu: false, build: 'never', usePrebuiltBinaries: true, progressLogs: false, logLevel: LlamaLogLevel.error });
+  const llama = await llamaOnce;
   const peer = await llama.loadModel({ modelPath: modelFile });
   const ctx = await peer.createContext({
     contextSize: 64, batchSize: 64, threads: 1, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',

@@ -4,15 +4,15 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { createKernels } from '../../src/kernels/index.js';
 import { loadModel } from '../../src/model/load.js';
 import { fixture } from '../helpers/shared.js';
+import { rssMb } from '../helpers/memory.js';
 
 const linux = process.platform === 'linux';
 const fds = (): number => readdirSync('/proc/self/fd').length;
 const threads = (): number => readdirSync('/proc/self/task').length;
-const rssMb = (): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
 /** RSS growth allowed between cycle 1 and the last one (allocator and JIT noise, not a model's worth). */
 const RSS_SLACK_MB = 24;
 const CYCLES = 5;

@@ -7,7 +7,6 @@
 // high-water mark moves in 8-16 MiB plateaus on a shared machine, so its bound is coarse; the exact
 // checks are the ones above). Linux only (RSS from /proc/self/status).
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -16,12 +15,12 @@ import { resolveQuantizationConfig } from '../../src/quant/config.js';
 import { attachNewLora, loraParams } from '../../src/train/lora.js';
 import { AdamW, clipGradNorm } from '../../src/train/optim.js';
 import { tinyModel } from '../model/tiny-model.js';
+import { rssMb } from '../helpers/memory.js';
 
 const STEPS = 10_000;
 const FIRST_SAMPLE = 1_000;
 const RSS_SLACK_MB = 96;
 const LIVE_SLACK_MB = 1;
-const rssMb = (): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024;
 v8.setFlagsFromString('--expose-gc');
 const fullGc = vm.runInNewContext('gc') as () => void;
 interface Sample { wasm: number; rss: number; heap: number; buffers: number }
