@@ -91,7 +91,8 @@ function weightSourceBase(ws: WeightSource, src: TensorSource): Pick<ExportBase,
     return s;
   };
   return {
-    names: [...ws.names()].sort(),
+    // A bnb-4bit folder's packed weights are hidden from the plain names: listed here as weights.
+    names: [...new Set([...ws.names(), ...pre.keys()])].sort(),
     shape,
     readF32: (name) => {
       const q = pre.get(name);
