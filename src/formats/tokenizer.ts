@@ -339,12 +339,15 @@ export class TextTokenizer {
    * inference does): the text of ids[prefix..] minus that of ids[prefix..read). Both decodes start
    * at the same id, so the decoder's one-leading-space strip and byte fallback act on both alike,
    * and a delta is released only once it no longer ends in U+FFFD (an unfinished UTF-8 sequence).
+   * `context`: ids already shown (a prompt's last few): the deltas continue their text, so the first
+   * new token keeps its leading space (decoded alone, the strip would take it).
    */
-  createStreamDecoder(opts: { skipSpecialTokens?: boolean } = {}): StreamDecoder {
-    const ids: number[] = [];
+  createStreamDecoder(opts: { skipSpecialTokens?: boolean; context?: readonly number[] } = {}): StreamDecoder {
+    const ids: number[] = [...(opts.context ?? [])];
     let prefixStart = 0;
-    let readStart = 0;
-    const decodeFrom = (from: number, to: number): string => this.decode(ids.slice(from, to), opts);
+    let readStart = ids.length;
+    const decodeOpts = { skipSpecialTokens: opts.skipSpecialTokens };
+    const decodeFrom = (from: number, to: number): string => this.decode(ids.slice(from, to), decodeOpts);
     return {
       push: (id: number): string => {
         ids.push(id);

@@ -76,6 +76,8 @@ export interface GenerationResult {
 }
 
 const DEFAULT_MAX_NEW_TOKENS = 128;
+/** Prompt ids the stream decoder continues from. */
+const STREAM_CONTEXT_IDS = 4;
 
 // ---- generation ----------------------------------------------------------------------------------------
 
@@ -143,7 +145,8 @@ class SequenceState {
     private readonly onToken: ((delta: string, id: number, index: number) => void) | undefined,
   ) {
     this.history = promptIds.slice();
-    this.decoder = tok.createStreamDecoder({ skipSpecialTokens: true });
+    // The prompt's tail as context: the text continues it ("time" + " was", not "timewas").
+    this.decoder = tok.createStreamDecoder({ skipSpecialTokens: true, context: promptIds.slice(-STREAM_CONTEXT_IDS) });
     this.sampler = new Sampler(sampling);
   }
 

@@ -88,6 +88,22 @@ test('stream decoder: concatenated deltas equal the full decode (multi-byte, lea
   assert.equal(dec.flush(), llama2.decode(rocket.slice(0, 2)));
 });
 
+test('stream decoder with the prompt as context: the first new token keeps its leading space', () => {
+  const prompt = llama2.encode('Once upon a time');
+  const rest = llama2.encode('Once upon a time there was', { addSpecialTokens: true }).slice(prompt.length);
+  assert.ok(rest.length > 0);
+  const plain = llama2.createStreamDecoder({ skipSpecialTokens: true });
+  const withContext = llama2.createStreamDecoder({ skipSpecialTokens: true, context: prompt.slice(-4) });
+  let a = '';
+  let b = '';
+  for (const id of rest) {
+    a += plain.push(id);
+    b += withContext.push(id);
+  }
+  assert.equal(a + plain.flush(), 'there was', 'decoded alone, the leading space is stripped');
+  assert.equal(b + withContext.flush(), ' there was');
+});
+
 // Chat templates written here (the fixtures ship none); expected strings are FORMATS §13.5's.
 const LLAMA2_CHAT_TEMPLATE =
   "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}" +
