@@ -9,6 +9,7 @@ import { mergedReader, openExportBase, readAdapterFor, resolveExportSource } fro
 import { writeGgufAdapter, type GgufAdapterType } from './gguf-adapter.js';
 import { writeGgufModel, type GgufModelType, type TensorTypeChoice } from './gguf-model.js';
 import { writeMergedFolder, type MergedDtype } from './hf-merged.js';
+import { progressTracker, type WithProgressCallback } from '../progress.js';
 
 export * from './base.js';
 export { writeGgufModel, chooseTensorType, type GgufModelType, type TensorTypeChoice } from './gguf-model.js';
@@ -18,7 +19,7 @@ export { ggufTokenizerMetadata } from './gguf-tokenizer.js';
 
 export type ExportFormat = 'peft' | 'merged' | 'bnb4' | 'gguf' | 'gguf-adapter';
 
-export interface ExportOptions {
+export interface ExportOptions extends WithProgressCallback {
   readonly format: ExportFormat;
   readonly out: string;
   readonly model?: string;
@@ -37,6 +38,13 @@ export interface ExportReport {
 
 /** Exports SRC (model, adapter folder or run folder) as `opts.format` at `opts.out`. */
 export function exportModel(src: string, opts: ExportOptions): ExportReport {
+  const tracker = progressTracker(opts.progress_callback, 'export', resolve(opts.out), resolve(opts.out));
+  const report = exportTo(src, { ...opts, onProgress: (p) => { opts.onProgress?.(p); tracker.update(p.done, p.total); } });
+  tracker.finish();
+  return report;
+}
+
+function exportTo(src: string, opts: ExportOptions): ExportReport {
   const out = resolve(opts.out);
   if (existsSync(out) && opts.overwrite !== true) throw new ConfigError('output exists', { file: out, hint: 'pass --overwrite to replace it' });
   const source = resolveExportSource(src, opts.model);

@@ -24,12 +24,13 @@ import type { Quant4Weight } from '../quant/types.js';
 import type { GgmlWeight } from '../nn/linear.js';
 import { buildLlamaModel, type WeightSource } from './build.js';
 import type { LlamaModel } from './llama.js';
+import { progressTracker, type WithProgressCallback } from '../progress.js';
 
 const GGUF_EXTENSION = '.gguf';
 /** FORMATS.md §9: present when the GGUF carries a tokenizer. */
 const GGUF_TOKENIZER_MODEL_KEY = 'tokenizer.ggml.model';
 
-export interface LoadModelOptions {
+export interface LoadModelOptions extends WithProgressCallback {
   readonly kernels: Kernels;
   /**
    * Default: nf4 + double quant, block 64 (resolveQuantizationConfig()); 'none' keeps f32; 'gguf'
@@ -92,6 +93,13 @@ function nativeGgmlWeights(gguf: GgufTensorSource): Map<string, () => GgmlWeight
 }
 
 export async function loadModel(path: string, opts: LoadModelOptions): Promise<LlamaModel> {
+  const tracker = progressTracker(opts.progress_callback, 'load', resolve(path), resolve(path));
+  const model = await loadModelFrom(path, { ...opts, onProgress: (done, total, name) => { opts.onProgress?.(done, total, name); tracker.update(done, total); } });
+  tracker.finish();
+  return model;
+}
+
+async function loadModelFrom(path: string, opts: LoadModelOptions): Promise<LlamaModel> {
   const full = resolve(path);
   let isDir: boolean;
   try {

@@ -25,6 +25,7 @@ import { compilePattern, DEFAULT_SKIP_MODULES, planModuleQuantization, resolveQu
 import { dumpPythonJson, JsonNumberText, parsePreservingNumbers, PyFloat, type PyJson } from '../formats/py-json.js';
 import type { TorchFloatDtype } from './quant-state.js';
 import { quantizeTensor, type Blockwise4Quantizer } from './quantized-tensor.js';
+import { progressTracker, type WithProgressCallback } from '../progress.js';
 
 /** transformers' default max_shard_size ("5GB"). */
 export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
@@ -44,7 +45,7 @@ export interface QuantizeProgress {
   readonly totalBytes: number;
 }
 
-export interface QuantizeCheckpointOptions {
+export interface QuantizeCheckpointOptions extends WithProgressCallback {
   /** Default: resolveQuantizationConfig() (nf4, block 64, double quant). */
   config?: QuantizationConfig;
   /** Replace a non-empty output folder. */
@@ -143,6 +144,13 @@ class PackedSpill {
 
 /** Quantize the checkpoint in `modelDir` into a bnb-4bit folder `outDir`. */
 export function quantizeCheckpoint(modelDir: string, outDir: string, opts: QuantizeCheckpointOptions = {}): QuantizeCheckpointReport {
+  const tracker = progressTracker(opts.progress_callback, 'quantize', resolve(outDir), resolve(modelDir));
+  const report = quantizeCheckpointInto(modelDir, outDir, { ...opts, onProgress: (p) => { opts.onProgress?.(p); tracker.update(p.doneBytes, p.totalBytes); } });
+  tracker.finish();
+  return report;
+}
+
+function quantizeCheckpointInto(modelDir: string, outDir: string, opts: QuantizeCheckpointOptions): QuantizeCheckpointReport {
   const config = opts.config ?? resolveQuantizationConfig();
   assertExportable(config);
   const srcDir = resolve(modelDir);

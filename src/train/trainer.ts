@@ -38,6 +38,7 @@ import { AdamW, clipGradNorm, gradNorm, stateTensorsToWrite, type TrainableParam
 import { plotRun } from './plot.js';
 import { learningRate } from './schedule.js';
 import { cadenceOf, MIN_SPLIT_EXAMPLES, resolveRunConfig, totalStepsOf, warmupStepsOf, type RunConfig, type RunConfigInput } from './train-options.js';
+import { progressTracker, type WithProgressCallback } from '../progress.js';
 
 export const RUN_FILE = 'run.json';
 export const METRICS_FILE = 'metrics.jsonl';
@@ -58,7 +59,7 @@ export type TrainEvent =
   | { readonly kind: 'checkpoint'; readonly step: number; readonly dir: string }
   | { readonly kind: 'warning'; readonly message: string };
 
-export interface TrainOptions {
+export interface TrainOptions extends WithProgressCallback {
   /** The run's settings (ignored except maxSteps / epochs when resuming: the run's own are used). */
   readonly config: RunConfigInput | null;
   /** The run folder. */
@@ -103,13 +104,19 @@ interface RunState {
 /** Fine-tunes as configured; resolves when the run ends (finished or interrupted). */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const runDir = resolve(opts.out);
-  const emit = opts.onEvent ?? ((): void => {});
+  const tracker = progressTracker(opts.progress_callback, 'train', runDir, join(runDir, METRICS_FILE));
+  const emit = (e: TrainEvent): void => {
+    opts.onEvent?.(e);
+    if (e.kind === 'step') tracker.update(e.step, e.totalSteps);
+  };
   const input = opts.resume === true ? resumedInput(runDir, opts.config) : opts.config;
   if (input === null) throw new ConfigError('no training configuration given', { field: 'config' });
   if (opts.resume !== true) prepareRunDir(runDir, opts.overwrite === true);
   const kernels = opts.kernels ?? await createKernels({ threads: opts.threads });
   try {
-    return await runWithKernels(kernels, input, runDir, opts.resume === true, emit, opts.signal);
+    const result = await runWithKernels(kernels, input, runDir, opts.resume === true, emit, opts.signal);
+    tracker.finish();
+    return result;
   } finally {
     if (opts.kernels === undefined) await kernels.dispose();
   }
