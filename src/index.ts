@@ -3,6 +3,7 @@
 // progress bars and exit codes. Deeper modules stay importable by path for advanced use.
 
 export * from './errors.js';
+export { progressTracker, type ProgressInfo, type ProgressCallback, type ProgressTask, type ProgressTracker, type WithProgressCallback } from './progress.js';
 
 // formats: files read and written
 export { DTYPE_BYTES, type DType, f32ToF16Bits, f16BitsToF32, f32ToBf16Bits, bf16BitsToF32 } from './formats/dtype.js';
@@ -77,6 +78,8 @@ export {
   loadDataset,
   withExamples,
   IGNORE_LABEL,
+  ALPACA_PROMPT_NO_INPUT,
+  ALPACA_PROMPT_WITH_INPUT,
   BatchIterator,
   evalBatches,
   splitDataset,
@@ -109,3 +112,6 @@ export { latestCheckpoint, verifyCheckpoint, type FoundCheckpoint } from './trai
 
 // export: PEFT adapters, merged folders, bnb-4bit, GGUF models and adapters
 export * from './export/index.js';
+
+// the embedded demo: its model and data, and the whole round trip (`qlora demo`)
+export { demoModelPath, demoDataPath, runDemo, demoTrainConfig, DEMO_PROMPT, type DemoOptions, type DemoReport, type DemoPhase } from './demo.js';

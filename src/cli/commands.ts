@@ -1,6 +1,7 @@
 // Registers every `qlora` sub-command on the commander program. Each command lives in its own
 // file under cli/ and exports a `register(program)` function; add new ones to the list below.
 import type { Command } from 'commander';
+import { register as registerDemo } from './demo.js';
 import { register as registerGenerate } from './generate.js';
 import { register as registerEval } from './eval.js';
 import { register as registerExport } from './export.js';
@@ -12,6 +13,7 @@ import { register as registerTrain } from './train.js';
 type Register = (program: Command) => void;
 
 const registrations: Register[] = [
+  registerDemo,
   registerEval,
   registerExport,
   registerGenerate,
@@ -23,6 +25,7 @@ const registrations: Register[] = [
 
 /** `qlora COMMAND --help` ends with these (the model paths are the repository's worked examples). */
 const EXAMPLES: Record<string, readonly string[]> = {
+  demo: ['qlora demo', 'qlora demo --out /tmp/demo --steps 300 --overwrite --json'],
   eval: ['qlora eval ../shared/fixtures/models/stories260K --data ../shared/data/tinyshakespeare.txt --max-tokens 4096', 'qlora eval model.gguf --data held-out.jsonl --context 512 --stride 256 --json'],
   export: [
     'qlora export RUN_DIR --format gguf-adapter --out adapter.gguf',

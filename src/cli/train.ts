@@ -143,7 +143,7 @@ function formatDuration(s: number): string {
 }
 
 /** Progress: a bar on a terminal, plain lines (at most ~100 step lines) otherwise. */
-function progressReporter(enabled: boolean, quiet: boolean): { onEvent: (e: TrainEvent) => void; stop: () => void } {
+export function progressReporter(enabled: boolean, quiet: boolean): { onEvent: (e: TrainEvent) => void; stop: () => void } {
   const tty = process.stderr.isTTY === true;
   const say = (line: string): void => { process.stderr.write(`${line}\n`); };
   let bar: cliProgress.SingleBar | null = null;
