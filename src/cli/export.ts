@@ -5,6 +5,7 @@ import { Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { exportModel, type ExportFormat, type GgufModelType } from '../export/index.js';
 import { positiveIntegerOption } from './model-options.js';
+import { verbosity } from './verbosity.js';
 
 interface ExportCliOptions {
   format: ExportFormat;
@@ -31,13 +32,16 @@ export function register(program: Command): void {
     .option('--clamp-f16', 'clamp values beyond the f16 range instead of refusing (merged f16)')
     .option('--json', 'print the report as JSON')
     .action((src: string, o: ExportCliOptions) => {
-      const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'export {bar} {value}/{total} | {tensor}', stream: process.stderr }, cliProgress.Presets.shades_classic) : null;
+      const show = verbosity() !== 'quiet';
+      const bar = show && process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'export {bar} {value}/{total} | {tensor}', stream: process.stderr }, cliProgress.Presets.shades_classic) : null;
       const report = exportModel(src, {
         format: o.format, out: o.out, model: o.model, dtype: o.dtype, overwrite: o.overwrite === true,
         maxShardBytes: o.maxShardSize === undefined ? undefined : positiveIntegerOption(o.maxShardSize, '--max-shard-size'), f16Overflow: o.clampF16 === true ? 'clamp' : 'refuse',
         onProgress: (p) => {
-          if (bar === null) process.stderr.write(`export ${p.done}/${p.total} ${p.tensor}\n`);
-          else {
+          if (bar === null) {
+            // Off a terminal: about ten plain lines, whatever the model's size.
+            if (show && (p.done % Math.ceil(p.total / 10) === 0 || p.done === p.total)) process.stderr.write(`export ${p.done}/${p.total} ${p.tensor}\n`);
+          } else {
             if (bar.getTotal() !== p.total) bar.start(p.total, 0, { tensor: p.tensor });
             bar.update(p.done, { tensor: p.tensor });
           }
