@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 import globals from 'globals';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'src/kernels/wasm/assembly/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'src/kernels/wasm/assembly/**', 'docs/api/**', 'qlora-demo/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   { languageOptions: { globals: { ...globals.node } } },

@@ -20,7 +20,7 @@ import { baseStory, pipStory, stories, StoryRng } from './stories.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
-/** The demo model's shape: about 1.1 M parameters, 4.5 MB in f32. */
+/** The demo model's shape: 853,120 parameters, 3.4 MB in f32. */
 export const DEMO_CONFIG = {
   architectures: ['LlamaForCausalLM'],
   model_type: 'llama',
@@ -99,7 +99,8 @@ export function writeInitialModel(dir: string, tokenizer: ReturnType<typeof trai
   writeFileSync(join(dir, 'tokenizer_config.json'), `${JSON.stringify(tokenizer.tokenizerConfig, null, 2)}\n`);
 }
 
-function jsonl(texts: readonly string[]): string {
+/** JSONL of {"text"} rows, one per story. */
+export function jsonl(texts: readonly string[]): string {
   return texts.map((text) => `${JSON.stringify({ text })}\n`).join('');
 }
 
