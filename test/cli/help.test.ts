@@ -20,7 +20,7 @@ test('every command has examples whose flags exist', () => {
     assert.ok(at >= 0, `${cmd.name()} --help has examples`);
     const flags = new Set([...cmd.options.map((o) => o.long), '--help']);
     for (const line of help.slice(at).split('\n').slice(2).filter((l) => l.trim().length > 0)) {
-      assert.ok(line.trim().startsWith(`qlora ${cmd.name()} `), line);
+      assert.ok(`${line.trim()} `.startsWith(`qlora ${cmd.name()} `), line);
       for (const flag of line.match(/(?<=\s)--[a-z0-9-]+/g) ?? []) assert.ok(flags.has(flag) || global.has(flag), `${cmd.name()}: ${flag} in "${line.trim()}"`);
     }
   }
