@@ -23,21 +23,21 @@ const registrations: Register[] = [
   registerTrain,
 ];
 
-/** `qlora COMMAND --help` ends with these (the model paths are the repository's worked examples). */
+/** `qlora COMMAND --help` ends with these (qlora-demo/ is what `qlora demo` writes). */
 const EXAMPLES: Record<string, readonly string[]> = {
   demo: ['qlora demo', 'qlora demo --out /tmp/demo --steps 300 --overwrite --json'],
-  eval: ['qlora eval ../shared/fixtures/models/stories260K --data ../shared/data/tinyshakespeare.txt --max-tokens 4096', 'qlora eval model.gguf --data held-out.jsonl --context 512 --stride 256 --json'],
+  eval: ['qlora eval qlora-demo/model-nf4 --data held-out.txt --max-tokens 4096', 'qlora eval model.gguf --data held-out.jsonl --context 512 --stride 256 --json'],
   export: [
     'qlora export RUN_DIR --format gguf-adapter --out adapter.gguf',
     'qlora export RUN_DIR --format gguf --dtype q4_0 --out merged-q4_0.gguf',
     'qlora export ADAPTER_DIR --model BASE_DIR --format merged --dtype bf16 --max-shard-size 2000000000 --out merged/',
   ],
-  generate: ['qlora generate ../shared/fixtures/models/stories260K --prompt "Once upon a time" --max-new-tokens 64', 'qlora generate BASE_DIR --adapter RUN_DIR/adapter --prompt "Hi" --chat --temperature 0.7 --json'],
-  inspect: ['qlora inspect ../shared/fixtures/models/stories260K', 'qlora inspect model.gguf adapter.gguf --json'],
+  generate: ['qlora generate qlora-demo/model-nf4 --adapter qlora-demo/run/adapter --prompt "Once upon a time," --max-new-tokens 64', 'qlora generate BASE_DIR --adapter RUN_DIR/adapter --prompt "Hi" --chat --temperature 0.7 --json'],
+  inspect: ['qlora inspect qlora-demo/model-nf4', 'qlora inspect model.gguf adapter.gguf --json'],
   plot: ['qlora plot RUN_DIR --log-y --out curve.svg'],
-  quantize: ['qlora quantize ../shared/fixtures/models/stories260K --out s260k-nf4', 'qlora quantize MODEL_DIR --out fp4/ --quant fp4 --block-size 128 --overwrite --json'],
+  quantize: ['qlora quantize MODEL_DIR --out nf4/', 'qlora quantize MODEL_DIR --out fp4/ --quant fp4 --block-size 128 --overwrite --json'],
   train: [
-    'qlora train --model ../shared/fixtures/models/stories260K --data ../shared/data/tinyshakespeare.txt --out run/ --max-steps 200 --seq-len 128',
+    'qlora train --model qlora-demo/model-nf4 --data my-data.jsonl --out run/ --max-steps 200 --seq-len 160',
     'qlora train --config train.json --out run/ --lora-r 8 --schedule cosine --json',
     'qlora train --resume run/',
   ],

@@ -3,11 +3,11 @@
 // line per phase, the training progress bar (plain lines off a terminal), the story before and
 // after fine-tuning, the files written and what to run next. Nothing is fetched.
 import { relative } from 'node:path';
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import { createKernels } from '../kernels/index.js';
 import { DEMO_PROMPT, runDemo, type DemoPhase, type DemoReport } from '../demo.js';
-import { positiveIntegerOption } from './model-options.js';
-import { progressReporter } from './train.js';
+import { addRunOptions, positiveIntegerOption } from './model-options.js';
+import { abortOnSigint, progressReporter } from './train.js';
 import { verboseLine, verbosity } from './verbosity.js';
 
 interface DemoCliOptions {
@@ -31,18 +31,14 @@ const PHASES: Record<DemoPhase, string> = {
 const ORDER = Object.keys(PHASES) as DemoPhase[];
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('demo')
     .description('the whole QLoRA round trip on the embedded demo model: quantize, generate, fine-tune, generate, export (nothing is downloaded)')
     .option('--out <dir>', 'output folder', 'qlora-demo')
     .option('--overwrite', 'replace an earlier demo output folder')
     .option('--steps <n>', 'fine-tuning steps', '120')
-    .option('--prompt <text>', 'prompt of the before/after generations', DEMO_PROMPT)
-    .option('--threads <n>', 'compute threads (default: available cores)')
-    .addOption(new Option('--kernels <backend>', 'compute backend').choices(['wasm', 'ref']).default('wasm'))
-    .option('--no-progress', 'no progress bar or step lines')
-    .option('--json', 'print the report as JSON')
-    .action(async (o: DemoCliOptions) => runDemoCli(o));
+    .option('--prompt <text>', 'prompt of the before/after generations', DEMO_PROMPT);
+  addRunOptions(cmd).action(async (o: DemoCliOptions) => runDemoCli(o));
 }
 
 function rel(path: string): string {
@@ -84,16 +80,10 @@ async function runDemoCli(o: DemoCliOptions): Promise<void> {
   verboseLine(`kernels: ${kernels.description}; node ${process.version}`);
   const show = o.progress && verbosity() !== 'quiet';
   const progress = progressReporter(show, o.json === true);
-  const abort = new AbortController();
-  const onSigint = (): void => {
-    if (abort.signal.aborted) process.exit(130);
-    process.stderr.write('\nqlora: interrupted: stopping the fine-tune after this step (Ctrl-C again to quit at once)\n');
-    abort.abort();
-  };
-  process.on('SIGINT', onSigint);
+  const interrupt = abortOnSigint('stopping the fine-tune after this step');
   try {
     const report = await runDemo({
-      out: o.out, overwrite: o.overwrite === true, steps, kernels, prompt: o.prompt, signal: abort.signal,
+      out: o.out, overwrite: o.overwrite === true, steps, kernels, prompt: o.prompt, signal: interrupt.signal,
       onPhase: (p) => {
         if (p !== 'train') progress.stop();
         if (show || verbosity() === 'verbose') process.stderr.write(`[${ORDER.indexOf(p) + 1}/${ORDER.length}] ${PHASES[p]}\n`);
@@ -106,7 +96,7 @@ async function runDemoCli(o: DemoCliOptions): Promise<void> {
     if (report.interrupted) process.exitCode = 130;
   } finally {
     progress.stop();
-    process.off('SIGINT', onSigint);
+    interrupt.dispose();
     await kernels.dispose();
   }
 }

@@ -34,6 +34,15 @@ export function addModelLoadOptions(cmd: Command, activations: Activations): Com
     .option('--no-progress', 'no progress bar while loading');
 }
 
+/** `--threads`, `--kernels`, `--no-progress` and `--json` of the commands that train (train, demo). */
+export function addRunOptions(cmd: Command): Command {
+  return cmd
+    .option('--threads <n>', 'compute threads (default: available cores)')
+    .addOption(new Option('--kernels <backend>', 'compute backend').choices(['wasm', 'ref']).default('wasm'))
+    .option('--no-progress', 'no progress bar or step lines')
+    .option('--json', 'print the report as JSON');
+}
+
 export function positiveIntegerOption(value: string, field: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new ConfigError('expected a positive integer', { field, got: value });

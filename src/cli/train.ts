@@ -12,7 +12,7 @@ import { createKernels } from '../kernels/index.js';
 import { verboseLine, verbosity } from './verbosity.js';
 import { train, type TrainEvent } from '../train/trainer.js';
 import type { RunConfigInput } from '../train/train-options.js';
-import { positiveIntegerOption } from './model-options.js';
+import { addRunOptions, positiveIntegerOption } from './model-options.js';
 
 /** Flags whose value is a number, by option key. */
 const NUMERIC = ['seqLen', 'maxSteps', 'epochs', 'batchSize', 'gradAccum', 'lr', 'warmupSteps', 'weightDecay', 'maxGradNorm', 'loraR', 'loraAlpha', 'loraDropout',
@@ -35,7 +35,7 @@ interface TrainCliOptions extends Record<string, unknown> {
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('train')
     .description('fine-tune LoRA adapters (QLoRA: over a 4-bit NF4 base) or, for small f32 models, every weight')
     .option('--model <path>', 'base model: Hugging Face folder, bitsandbytes-4bit folder or .gguf file')
@@ -74,12 +74,8 @@ export function register(program: Command): void {
     .option('--save-every <n>', 'checkpoint every N steps (default: 4 times per run) and at the end')
     .option('--keep-checkpoints <n>', 'newest checkpoints kept (default 2)')
     .option('--seed <n>', 'seed of data order, split, LoRA init and dropout (default 42)')
-    .addOption(new Option('--nan-policy <p>', 'a non-finite loss or gradient: stop (default) or skip the step').choices(['stop', 'skip']))
-    .option('--threads <n>', 'compute threads (default: available cores)')
-    .addOption(new Option('--kernels <backend>', 'compute backend').choices(['wasm', 'ref']).default('wasm'))
-    .option('--no-progress', 'no progress bar or step lines')
-    .option('--json', 'print the result as JSON')
-    .action(async (o: TrainCliOptions) => runTrain(o));
+    .addOption(new Option('--nan-policy <p>', 'a non-finite loss or gradient: stop (default) or skip the step').choices(['stop', 'skip']));
+  addRunOptions(cmd).action(async (o: TrainCliOptions) => runTrain(o));
 }
 
 /** Kebab-case config keys (as the flags) to camelCase. */
@@ -142,6 +138,18 @@ function formatDuration(s: number): string {
   return m > 0 ? `${m}m${String(Math.round(s % 60)).padStart(2, '0')}s` : `${s.toFixed(1)}s`;
 }
 
+/** Ctrl-C aborts the signal (the run stops after its step, saying `what`); a second one exits at once. */
+export function abortOnSigint(what: string): { signal: AbortSignal; dispose: () => void } {
+  const abort = new AbortController();
+  const onSigint = (): void => {
+    if (abort.signal.aborted) process.exit(130);
+    process.stderr.write(`\nqlora: interrupted: ${what} (Ctrl-C again to quit at once)\n`);
+    abort.abort();
+  };
+  process.on('SIGINT', onSigint);
+  return { signal: abort.signal, dispose: () => process.off('SIGINT', onSigint) };
+}
+
 /** Progress: a bar on a terminal, plain lines (at most ~100 step lines) otherwise. */
 export function progressReporter(enabled: boolean, quiet: boolean): { onEvent: (e: TrainEvent) => void; stop: () => void } {
   const tty = process.stderr.isTTY === true;
@@ -191,16 +199,10 @@ async function runTrain(o: TrainCliOptions): Promise<void> {
   const threads = o.threads === undefined ? undefined : positiveIntegerOption(o.threads, '--threads');
   const kernels = await createKernels({ backend: o.kernels, threads });
   verboseLine(`kernels: ${kernels.description}; node ${process.version}`);
-  const abort = new AbortController();
-  const onSigint = (): void => {
-    if (abort.signal.aborted) process.exit(130);
-    process.stderr.write('\nqlora: interrupted: saving a checkpoint after this step (Ctrl-C again to quit at once)\n');
-    abort.abort();
-  };
-  process.on('SIGINT', onSigint);
+  const interrupt = abortOnSigint('saving a checkpoint after this step');
   const progress = progressReporter(o.progress && verbosity() !== 'quiet', o.json === true);
   try {
-    const result = await train({ config: resume ? (Object.keys(config).length > 0 ? config : null) : config, out, resume, overwrite: o.overwrite === true, kernels, onEvent: progress.onEvent, signal: abort.signal });
+    const result = await train({ config: resume ? (Object.keys(config).length > 0 ? config : null) : config, out, resume, overwrite: o.overwrite === true, kernels, onEvent: progress.onEvent, signal: interrupt.signal });
     progress.stop();
     if (o.json === true) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     else {
@@ -212,7 +214,7 @@ async function runTrain(o: TrainCliOptions): Promise<void> {
     if (result.interrupted) process.exitCode = 130;
   } finally {
     progress.stop();
-    process.off('SIGINT', onSigint);
+    interrupt.dispose();
     await kernels.dispose();
   }
 }
