@@ -9,10 +9,10 @@
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import type { Command } from 'commander';
-import cliProgress from 'cli-progress';
 import { ConfigError, FormatError, IoError } from '../errors.js';
 import { evaluatePerplexity } from '../model/perplexity.js';
 import { addModelLoadOptions, disposeLoaded, loadModelFromCli, positiveIntegerOption, type ModelLoadCliOptions } from './model-options.js';
+import { progressDisplay } from './progress.js';
 
 interface EvalCliOptions extends ModelLoadCliOptions {
   data: string;
@@ -114,20 +114,15 @@ export function register(program: Command): void {
         throw new ConfigError('the model has no tokenizer', { file: modelPath, hint: 'use a model folder with tokenizer.json or a GGUF with tokenizer metadata' });
       }
       const tokens = tokenizePrefix(model.tokenizer, text, positiveInt(o.maxTokens, '--max-tokens'));
-      const bar = o.progress && process.stderr.isTTY
-        ? new cliProgress.SingleBar({
-          format: 'eval {bar} {percentage}% | {value}/{total} tokens | {rate} tok/s | ETA {eta_formatted}',
-          stream: process.stderr, hideCursor: true, etaBuffer: 20,
-        }, cliProgress.Presets.shades_classic)
-        : null;
+      const bar = progressDisplay('eval', 'tokens', o.progress);
       const t0 = Date.now();
-      bar?.start(Math.max(1, tokens.length - 1), 0, { rate: '0' });
+      const total = Math.max(1, tokens.length - 1);
       const r = evaluatePerplexity(model, tokens, {
         context: positiveInt(o.context, '--context') ?? Math.min(model.config.maxPositionEmbeddings, DEFAULT_MAX_CONTEXT),
         stride: positiveInt(o.stride, '--stride'),
-        onProgress: (scored) => bar?.update(scored, { rate: (scored / Math.max(1e-3, (Date.now() - t0) / 1000)).toFixed(1) }),
+        onProgress: (scored) => bar.update(scored, total),
       });
-      bar?.stop();
+      bar.stop();
       const seconds = (Date.now() - t0) / 1000;
       const record = {
         model: modelPath, data: o.data, quant: o.quant, activations: loaded.activations, kernels: kernels.name, threads: kernels.threads,

@@ -2,10 +2,9 @@
 // for exportModel (src/export). Progress is a bar on a TTY, plain lines otherwise.
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import cliProgress from 'cli-progress';
 import { exportModel, type ExportFormat, type GgufModelType } from '../export/index.js';
 import { positiveIntegerOption } from './model-options.js';
-import { verbosity } from './verbosity.js';
+import { progressDisplay } from './progress.js';
 
 interface ExportCliOptions {
   format: ExportFormat;
@@ -32,22 +31,13 @@ export function register(program: Command): void {
     .option('--clamp-f16', 'clamp values beyond the f16 range instead of refusing (merged f16)')
     .option('--json', 'print the report as JSON')
     .action((src: string, o: ExportCliOptions) => {
-      const show = verbosity() !== 'quiet';
-      const bar = show && process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'export {bar} {value}/{total} | {tensor}', stream: process.stderr }, cliProgress.Presets.shades_classic) : null;
+      const bar = progressDisplay('export', 'tensors', true);
       const report = exportModel(src, {
         format: o.format, out: o.out, model: o.model, dtype: o.dtype, overwrite: o.overwrite === true,
         maxShardBytes: o.maxShardSize === undefined ? undefined : positiveIntegerOption(o.maxShardSize, '--max-shard-size'), f16Overflow: o.clampF16 === true ? 'clamp' : 'refuse',
-        onProgress: (p) => {
-          if (bar === null) {
-            // Off a terminal: about ten plain lines, whatever the model's size.
-            if (show && (p.done % Math.ceil(p.total / 10) === 0 || p.done === p.total)) process.stderr.write(`export ${p.done}/${p.total} ${p.tensor}\n`);
-          } else {
-            if (bar.getTotal() !== p.total) bar.start(p.total, 0, { tensor: p.tensor });
-            bar.update(p.done, { tensor: p.tensor });
-          }
-        },
+        onProgress: (p) => bar.update(p.done, p.total, p.tensor),
       });
-      bar?.stop();
+      bar.stop();
       if (o.json === true) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       else {
         process.stdout.write(`wrote ${report.out}\n`);

@@ -4,13 +4,13 @@
 // Not here: what a command does with the model.
 
 import { Option, type Command } from 'commander';
-import cliProgress from 'cli-progress';
 import { ConfigError } from '../errors.js';
 import { createKernels, type KernelBackendName, type Kernels } from '../kernels/index.js';
 import type { LlamaModel } from '../model/llama.js';
 import { loadModel } from '../model/load.js';
 import { resolveQuantizationConfig } from '../quant/config.js';
-import { verboseLine, verbosity } from './verbosity.js';
+import { progressDisplay } from './progress.js';
+import { verboseLine } from './verbosity.js';
 
 export interface ModelLoadCliOptions {
   quant: 'nf4' | 'fp4' | 'none' | 'gguf';
@@ -62,26 +62,21 @@ export async function loadModelFromCli(path: string, o: ModelLoadCliOptions): Pr
   const threads = o.threads === undefined ? undefined : positiveIntegerOption(o.threads, '--threads');
   const kernels = await createKernels({ backend: o.kernels, threads, int8Activations: o.activations === 'int8' });
   verboseLine(`kernels: ${kernels.description}; node ${process.version}`);
-  const bar = o.progress && verbosity() !== 'quiet' && process.stderr.isTTY
-    ? new cliProgress.SingleBar({ format: 'load {bar} {percentage}% | {value}/{total} tensors | {tensor}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
-    : null;
+  // A bar on a terminal only: loading is seconds even for large models, lines would be noise in logs.
+  const bar = progressDisplay('load', 'tensors', o.progress && process.stderr.isTTY === true);
   const t0 = performance.now();
   try {
     const model = await loadModel(path, {
       kernels,
       quant: o.quant === 'none' || o.quant === 'gguf' ? o.quant : resolveQuantizationConfig({ quantType: o.quant }),
-      onProgress: (done, total, name) => {
-        if (bar === null) return;
-        if (bar.getTotal() !== total) bar.start(total, 0, { tensor: name });
-        bar.update(done, { tensor: name });
-      },
+      onProgress: (done, total, name) => bar.update(done, total, name),
     });
     return { model, kernels, loadMs: performance.now() - t0, activations: o.quant === 'none' || o.quant === 'gguf' ? 'f32' : o.activations };
   } catch (err) {
     await kernels.dispose();
     throw err;
   } finally {
-    bar?.stop();
+    bar.stop();
   }
 }
 

@@ -5,8 +5,8 @@
 
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import cliProgress from 'cli-progress';
 import { ConfigError } from '../errors.js';
+import { progressDisplay } from './progress.js';
 import { verboseLine } from './verbosity.js';
 import { createKernels } from '../kernels/index.js';
 import type { Kernels } from '../kernels/kernels.js';
@@ -82,20 +82,9 @@ export function register(program: Command): void {
         skip: o.skip ?? [],
         allowNonFinite: o.allowNonfinite === true,
       });
-      const bar = o.progress && process.stderr.isTTY
-        ? new cliProgress.SingleBar({
-          format: 'quantize {bar} {percentage}% | {done}/{all} MiB | {rate} MiB/s | ETA {eta_formatted} | {tensor}',
-          stream: process.stderr, hideCursor: true, etaBuffer: 50,
-        }, cliProgress.Presets.shades_classic)
-        : null;
       const t0 = Date.now();
-      const onProgress = (p: QuantizeProgress): void => {
-        if (bar === null) return;
-        const seconds = Math.max(1e-3, (Date.now() - t0) / 1000);
-        const payload = { tensor: p.tensor, done: (p.doneBytes / MB).toFixed(1), all: (p.totalBytes / MB).toFixed(1), rate: (p.doneBytes / MB / seconds).toFixed(1) };
-        if (bar.getTotal() !== p.totalBytes) bar.start(p.totalBytes, 0, payload);
-        bar.update(p.doneBytes, payload);
-      };
+      const bar = progressDisplay('quantize', 'MiB', o.progress, MB);
+      const onProgress = (p: QuantizeProgress): void => bar.update(p.doneBytes, p.totalBytes, p.tensor);
       // The library's reference quantizer is the default; the wasm kernel (tested equal to it) is
       // used when it loads here. RefKernels would only wrap the same reference, so it is not created.
       let kernels: Kernels | null = null;
@@ -115,7 +104,7 @@ export function register(program: Command): void {
           blockwise4: kernels === null ? undefined : kernels.quantizeBlockwise4.bind(kernels),
         });
       } finally {
-        bar?.stop();
+        bar.stop();
         await kernels?.dispose();
       }
       const seconds = (Date.now() - t0) / 1000;
