@@ -1,6 +1,6 @@
 // Child process of the `train` benchmark: in a fresh process (so that maxRSS is the training's
 // own), loads the model NF4 + double quant, attaches LoRA r=16 alpha=32 on all seven projections
-// and runs optimizer steps (forward + backward with gradient checkpointing, clip 1.0, AdamW) on a
+// and runs optimizer steps (forward + backward with the trainer's activation memory, clip 1.0, AdamW) on a
 // random [B, T] batch; prints {"stepSeconds": [...], "peakRssMb", "loss"} as one JSON line.
 // Usage: node bench/train-probe.js MODEL_DIR THREADS B T STEPS
 
@@ -10,6 +10,7 @@ import { Rng } from '../src/model/sampling.js';
 import { resolveQuantizationConfig } from '../src/quant/config.js';
 import { attachNewLora, loraParams } from '../src/train/lora.js';
 import { AdamW, clipGradNorm } from '../src/train/optim.js';
+import { DEFAULT_ACTIVATION_MEMORY } from '../src/train/trainer.js';
 
 const KIB_PER_MIB = 1024;
 
@@ -26,7 +27,7 @@ async function main(dir: string, threads: number, B: number, T: number, steps: n
   for (let s = 0; s < steps; s++) {
     const t0 = performance.now();
     for (const p of params) p.grad.fill(0);
-    loss = model.forwardBackward(ids, B, T).loss;
+    loss = model.forwardBackward(ids, B, T, undefined, { activationBudgetBytes: DEFAULT_ACTIVATION_MEMORY }).loss;
     clipGradNorm(kernels, params, 1.0);
     opt.step(1e-4);
     stepSeconds.push((performance.now() - t0) / 1000);

@@ -35,7 +35,7 @@ import { Arena } from '../nn/arena.js';
 import type { SequenceContext } from '../nn/attention.js';
 import {
   createDecoderLayerCache, createDecoderLayerGradScratch, decoderLayerBackward, decoderLayerForward, decoderLayerForwardLastRows, layerLinears,
-  type DecoderLayerCache, type DecoderLayerWeights,
+  type DecoderLayerCache, type DecoderLayerWeights, type LayerDims,
 } from '../nn/decoder-layer.js';
 import { dropoutKey } from '../nn/dropout.js';
 import { embeddingBackward, embeddingForward } from '../nn/embedding.js';
@@ -96,6 +96,12 @@ export interface BackwardOptions {
   readonly lossScale?: number;
   /** Seed of this pass's LoRA dropout masks; without it no dropout runs. */
   readonly dropoutSeed?: number;
+  /**
+   * Bytes the backward may spend on keeping layers' forward caches instead of recomputing them
+   * (gradient checkpointing only as far as memory requires); default 0: every layer but the last
+   * is recomputed. The gradients are the same bits either way. The trainer sets it.
+   */
+  readonly activationBudgetBytes?: number;
 }
 
 export interface LoraOptions {
@@ -300,13 +306,13 @@ export class LlamaModel<C extends LlamaDims = ModelConfig, Tok = TextTokenizer> 
     const seed = opts.dropoutSeed;
     if (seed !== undefined) slots.forEach((slot, i) => { if (slot !== null) slot.dropoutKey = dropoutKey(seed, i); });
     try {
-      return this.runTraining(ids, B, T, labels, true, opts.lossScale ?? 1, seed !== undefined);
+      return this.runTraining(ids, B, T, labels, true, opts.lossScale ?? 1, seed !== undefined, opts.activationBudgetBytes ?? 0);
     } finally {
       for (const slot of slots) if (slot !== null) slot.dropoutKey = null;
     }
   }
 
-  private runTraining(ids: Int32Array, B: number, T: number, labels: Int32Array | undefined, backward: boolean, lossScale = 1, dropout = false): LossResult {
+  private runTraining(ids: Int32Array, B: number, T: number, labels: Int32Array | undefined, backward: boolean, lossScale = 1, dropout = false, activationBudget = 0): LossResult {
     this.checkAlive();
     const k = this.kernels;
     const cfg = this.config;
@@ -325,9 +331,10 @@ export class LlamaModel<C extends LlamaDims = ModelConfig, Tok = TextTokenizer> 
     try {
       // Layer inputs: acts[l] is the input of layer l; acts[L] the final hidden state.
       const acts = Array.from({ length: L + 1 }, () => arena.f32(N * C));
-      const layerCache = createDecoderLayerCache(arena, this.weights.layers[0], dims);
+      const caches = this.layerCaches(arena, dims, backward ? activationBudget : 0);
+      const layerCache = caches.shared;
       embeddingForward(k, acts[0], this.weights.embed, ids, N, C);
-      for (let l = 0; l < L; l++) decoderLayerForward(k, acts[l + 1], layerCache, this.weights.layers[l], acts[l], ctx, null, C);
+      for (let l = 0; l < L; l++) decoderLayerForward(k, acts[l + 1], caches.of(l), this.weights.layers[l], acts[l], ctx, null, C);
       const normCache = { x: null, rstd: arena.f32(N) };
       const xn = arena.f32(N * C);
       rmsnormForward(k, xn, normCache, this.weights.norm, acts[L], N, C);
@@ -361,10 +368,10 @@ export class LlamaModel<C extends LlamaDims = ModelConfig, Tok = TextTokenizer> 
       const scratch = createDecoderLayerGradScratch(arena, this.weights.layers[0], dims);
       let dx = grad;
       for (let l = L - 1; l >= 0; l--) {
-        // The cache still holds the last layer's forward; earlier layers are recomputed.
-        if (l !== L - 1) decoderLayerForward(k, acts[l + 1], layerCache, this.weights.layers[l], acts[l], ctx, null, C);
+        // Kept layers and the last one still hold their forward; the others are recomputed.
+        if (l !== L - 1 && !caches.kept(l)) decoderLayerForward(k, acts[l + 1], layerCache, this.weights.layers[l], acts[l], ctx, null, C);
         dx.fill(0);
-        decoderLayerBackward(k, dx, dy, layerCache, this.weights.layers[l], ctx, C, scratch);
+        decoderLayerBackward(k, dx, dy, caches.of(l), this.weights.layers[l], ctx, C, scratch);
         [dx, dy] = [dy, dx];
       }
       // dy now holds d loss / d acts[0], the embedding output.
@@ -373,6 +380,26 @@ export class LlamaModel<C extends LlamaDims = ModelConfig, Tok = TextTokenizer> 
     } finally {
       arena.release();
     }
+  }
+
+  /**
+   * Forward caches of a training pass: layers 0..K-1 keep their own (no recomputation in the
+   * backward), the others share one. K is what `budget` bytes hold, fewer if the backend's memory
+   * runs out first.
+   */
+  private layerCaches(arena: Arena, dims: LayerDims, budget: number): { shared: DecoderLayerCache; of: (l: number) => DecoderLayerCache; kept: (l: number) => boolean } {
+    const L = this.config.numLayers;
+    const before = arena.floats;
+    const shared = createDecoderLayerCache(arena, this.weights.layers[0], dims);
+    const bytes = (arena.floats - before) * 4;
+    const own: DecoderLayerCache[] = [];
+    const wanted = Math.min(L - 1, Math.floor(budget / bytes));
+    try {
+      while (own.length < wanted) own.push(createDecoderLayerCache(arena, this.weights.layers[own.length], dims));
+    } catch (err) {
+      if (!(err instanceof RangeError || err instanceof UnsupportedError)) throw err; // out of backend memory: recompute the rest
+    }
+    return { shared, of: (l) => own[l] ?? shared, kept: (l) => l < own.length };
   }
 
   // ---- lifetime -------------------------------------------------------------------------------

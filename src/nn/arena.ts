@@ -6,6 +6,8 @@ import type { Kernels } from '../kernels/kernels.js';
 
 export class Arena {
   private readonly buffers: Float32Array[] = [];
+  /** Floats allocated so far (what a group of buffers costs, e.g. one layer's cache). */
+  floats = 0;
 
   constructor(private readonly kernels: Kernels) {}
 
@@ -13,6 +15,7 @@ export class Arena {
   f32(n: number): Float32Array {
     const buf = this.kernels.allocF32(Math.max(1, n));
     this.buffers.push(buf);
+    this.floats += buf.length;
     return buf.length === n ? buf : buf.subarray(0, n);
   }
 

@@ -74,7 +74,16 @@ export interface TrainOptions extends WithProgressCallback {
   readonly onEvent?: (e: TrainEvent) => void;
   /** Abort: the run saves a checkpoint after the current step and returns (interrupted). */
   readonly signal?: AbortSignal;
+  /**
+   * Bytes of layer activations kept per micro-batch instead of recomputed in the backward (gradient
+   * checkpointing only as far as memory requires); default DEFAULT_ACTIVATION_MEMORY, 0 recomputes
+   * all. Same gradients, bit for bit: only speed and memory change.
+   */
+  readonly activationMemoryBytes?: number;
 }
+
+/** 1 GiB: at the SmolLM2-135M shape, batch 4 x 256, 21 of 30 layers skip their recomputation. */
+export const DEFAULT_ACTIVATION_MEMORY = 2 ** 30;
 
 export interface TrainResult {
   readonly runDir: string;
@@ -114,7 +123,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (opts.resume !== true) prepareRunDir(runDir, opts.overwrite === true);
   const kernels = opts.kernels ?? await createKernels({ threads: opts.threads });
   try {
-    const result = await runWithKernels(kernels, input, runDir, opts.resume === true, emit, opts.signal);
+    const result = await runWithKernels(kernels, input, runDir, opts.resume === true, emit, opts.signal, opts.activationMemoryBytes ?? DEFAULT_ACTIVATION_MEMORY);
     tracker.finish();
     return result;
   } finally {
@@ -122,7 +131,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
 }
 
-async function runWithKernels(kernels: Kernels, input: RunConfigInput, runDir: string, resume: boolean, emit: (e: TrainEvent) => void, signal: AbortSignal | undefined): Promise<TrainResult> {
+async function runWithKernels(kernels: Kernels, input: RunConfigInput, runDir: string, resume: boolean, emit: (e: TrainEvent) => void, signal: AbortSignal | undefined, activationMemory: number): Promise<TrainResult> {
   const modelPath = resolve(input.model);
   if (input.full === true && input.quant !== undefined && input.quant !== 'none') throw new ConfigError('full-parameter training trains f32 weights', { field: 'quant', expected: 'none', got: input.quant });
   const quant = input.quant ?? (input.full === true ? 'none' : 'nf4');
@@ -142,7 +151,7 @@ async function runWithKernels(kernels: Kernels, input: RunConfigInput, runDir: s
     for (const skipped of checkpoint?.skipped ?? []) emit({ kind: 'warning', message: `checkpoint ${skipped}: using an older one` });
     const state = prepare(model, cfg, runDir, emit, checkpoint?.dir ?? null);
     try {
-      return await loop(state, checkpoint?.dir ?? null, emit, signal);
+      return await loop(state, checkpoint?.dir ?? null, emit, signal, activationMemory);
     } finally {
       state.opt.dispose();
     }
@@ -208,7 +217,7 @@ function prepare(model: LlamaModel, cfg: RunConfig, runDir: string, emit: (e: Tr
   };
 }
 
-async function loop(s: RunState, checkpoint: string | null, emit: (e: TrainEvent) => void, signal: AbortSignal | undefined): Promise<TrainResult> {
+async function loop(s: RunState, checkpoint: string | null, emit: (e: TrainEvent) => void, signal: AbortSignal | undefined, activationMemory: number): Promise<TrainResult> {
   const { cfg, model, params, opt, totalSteps, runDir } = s;
   let startStep = 0;
   let cursor: BatchCursor | undefined;
@@ -243,7 +252,7 @@ async function loop(s: RunState, checkpoint: string | null, emit: (e: TrainEvent
     micro.forEach((b, i) => {
       if (b.tokens === 0) return;
       const dropoutSeed = cfg.lora.dropout > 0 && !cfg.full ? dropoutKey(dropoutKey(cfg.seed, step), i) : undefined;
-      sum += model.forwardBackward(b.ids, b.B, b.T, b.labels, { lossScale: b.tokens / counted, dropoutSeed }).sum;
+      sum += model.forwardBackward(b.ids, b.B, b.T, b.labels, { lossScale: b.tokens / counted, dropoutSeed, activationBudgetBytes: activationMemory }).sum;
     });
     const loss = counted > 0 ? sum / counted : Number.NaN;
     const norm = cfg.maxGradNorm > 0 ? clipGradNorm(model.kernels, params, cfg.maxGradNorm) : gradNorm(model.kernels, params);
