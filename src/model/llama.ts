@@ -299,7 +299,8 @@ export class LlamaModel<C extends LlamaDims = ModelConfig, Tok = TextTokenizer> 
 
   /**
    * Loss plus backward: d(mean loss)/d(LoRA A, B) is ADDED into every slot's dA / dB.
-   * Gradient checkpointing: only each layer's input is kept; layers are re-run during backward.
+   * Gradient checkpointing: each layer's input is kept and, beyond `activationBudgetBytes` of kept
+   * layer caches, layers are re-run during backward.
    */
   forwardBackward(ids: Int32Array, B: number, T: number, labels?: Int32Array, opts: BackwardOptions = {}): LossResult {
     const slots = [...this.byName.values()].map((lin) => lin.lora);
