@@ -18,8 +18,15 @@ import { quantizeCheckpoint } from './quant/quantize-checkpoint.js';
 import { train, type TrainEvent } from './train/trainer.js';
 import type { RunConfigInput } from './train/train-options.js';
 
-/** The package root: the nearest folder above this module with qlora-ts's package.json. */
+let root: string | undefined;
+
+/** The package root: the nearest folder above this module with qlora-ts's package.json (found once). */
 function packageRoot(): string {
+  root ??= findPackageRoot();
+  return root;
+}
+
+function findPackageRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const pkg = join(dir, 'package.json');
@@ -79,16 +86,6 @@ export function demoTrainConfig(model: string, data: string, steps: number): Run
   return { model, data, maxSteps: steps, seqLen: 160, batchSize: 4, lr: 2e-3, schedule: 'cosine', evalSplit: 20, evalEvery: steps, saveEvery: steps, seed: 42 };
 }
 
-async function greedy(modelDir: string, kernels: Kernels, prompt: string, maxNewTokens: number, adapter: string | null): Promise<string> {
-  const model = await loadModel(modelDir, { kernels });
-  try {
-    if (adapter !== null) loadPeftAdapter(model, adapter);
-    const result = await generate(model, prompt, { maxNewTokens, temperature: 0 });
-    return prompt + result.text;
-  } finally {
-    model.dispose();
-  }
-}
 
 /** The whole demo; see the module comment. */
 export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
@@ -111,35 +108,43 @@ export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
   const q = quantizeCheckpoint(demoModelPath(), nf4);
 
   phase('generate-before');
-  const before = await greedy(nf4, opts.kernels, prompt, maxNewTokens, null);
+  // One load for both stories: the trained adapter goes into the same model.
+  const model = await loadModel(nf4, { kernels: opts.kernels });
+  try {
+    const greedy = async (): Promise<string> => prompt + (await generate(model, prompt, { maxNewTokens, temperature: 0 })).text;
+    const before = await greedy();
 
-  phase('train');
-  const evals: number[] = [];
-  let firstStep = Number.NaN;
-  const result = await train({
-    config: demoTrainConfig(nf4, demoDataPath(), steps), out: runDir, kernels: opts.kernels, signal: opts.signal,
-    onEvent: (e) => {
-      if (e.kind === 'eval') evals.push(e.loss);
-      if (e.kind === 'step' && Number.isNaN(firstStep)) firstStep = e.loss;
-      opts.onTrainEvent?.(e);
-    },
-  });
+    phase('train');
+    const evals: number[] = [];
+    let firstStep = Number.NaN;
+    const result = await train({
+      config: demoTrainConfig(nf4, demoDataPath(), steps), out: runDir, kernels: opts.kernels, signal: opts.signal,
+      onEvent: (e) => {
+        if (e.kind === 'eval') evals.push(e.loss);
+        if (e.kind === 'step' && Number.isNaN(firstStep)) firstStep = e.loss;
+        opts.onTrainEvent?.(e);
+      },
+    });
 
-  phase('generate-after');
-  const after = await greedy(nf4, opts.kernels, prompt, maxNewTokens, result.output);
+    phase('generate-after');
+    loadPeftAdapter(model, result.output);
+    const after = await greedy();
 
-  phase('export');
-  const gguf = join(out, 'demo-pip-f16.gguf');
-  exportModel(runDir, { format: 'gguf', dtype: 'f16', out: gguf });
-  const ggufAdapter = join(out, 'demo-pip-adapter.gguf');
-  exportModel(runDir, { format: 'gguf-adapter', out: ggufAdapter });
-  return {
-    out, prompt,
-    quantized: { dir: nf4, sourceBytes: q.sourceBytes, outputBytes: q.outputBytes, bitsPerParameter: q.bitsPerParameter },
-    before, after,
-    loss: { firstStep, lastStep: result.finalLoss, evalBefore: evals.length > 1 ? evals[0]! : null, evalAfter: result.finalEval?.loss ?? null },
-    steps: result.steps, interrupted: result.interrupted, tokensPerS: result.tokensPerS,
-    files: { runDir, adapter: result.output, lossCurve: join(runDir, 'loss.svg'), gguf, ggufAdapter },
-    seconds: (performance.now() - t0) / 1000,
-  };
+    phase('export');
+    const gguf = join(out, 'demo-pip-f16.gguf');
+    exportModel(runDir, { format: 'gguf', dtype: 'f16', out: gguf });
+    const ggufAdapter = join(out, 'demo-pip-adapter.gguf');
+    exportModel(runDir, { format: 'gguf-adapter', out: ggufAdapter });
+    return {
+      out, prompt,
+      quantized: { dir: nf4, sourceBytes: q.sourceBytes, outputBytes: q.outputBytes, bitsPerParameter: q.bitsPerParameter },
+      before, after,
+      loss: { firstStep, lastStep: result.finalLoss, evalBefore: evals.length > 1 ? evals[0]! : null, evalAfter: result.finalEval?.loss ?? null },
+      steps: result.steps, interrupted: result.interrupted, tokensPerS: result.tokensPerS,
+      files: { runDir, adapter: result.output, lossCurve: join(runDir, 'loss.svg'), gguf, ggufAdapter },
+      seconds: (performance.now() - t0) / 1000,
+    };
+  } finally {
+    model.dispose();
+  }
 }
