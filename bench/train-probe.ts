@@ -2,7 +2,8 @@
 // own), loads the model NF4 + double quant, attaches LoRA r=16 alpha=32 on all seven projections
 // and runs optimizer steps (forward + backward with the trainer's activation memory, clip 1.0, AdamW) on a
 // random [B, T] batch; prints {"stepSeconds": [...], "peakRssMb", "loss"} as one JSON line.
-// Usage: node bench/train-probe.js MODEL_DIR THREADS B T STEPS
+// ACTIVATIONS: int16 (training's default arithmetic of the frozen 4-bit matmuls) or f32 (exact).
+// Usage: node bench/train-probe.js MODEL_DIR THREADS B T STEPS ACTIVATIONS
 
 import { createKernels } from '../src/kernels/index.js';
 import { loadModel } from '../src/model/load.js';
@@ -14,8 +15,8 @@ import { DEFAULT_ACTIVATION_MEMORY } from '../src/train/trainer.js';
 
 const KIB_PER_MIB = 1024;
 
-async function main(dir: string, threads: number, B: number, T: number, steps: number): Promise<void> {
-  const kernels = await createKernels({ backend: 'wasm', threads });
+async function main(dir: string, threads: number, B: number, T: number, steps: number, activations: string): Promise<void> {
+  const kernels = await createKernels({ backend: 'wasm', threads, int16Activations: activations === 'int16' });
   const model = await loadModel(dir, { kernels, quant: resolveQuantizationConfig() });
   attachNewLora(model, { r: 16, alpha: 32, dropout: 0, targetModules: 'all-linear', rslora: false, init: 'kaiming' }, 1);
   const params = loraParams(model);
@@ -39,8 +40,8 @@ async function main(dir: string, threads: number, B: number, T: number, steps: n
   process.stdout.write(`${JSON.stringify({ stepSeconds, peakRssMb, loss })}\n`);
 }
 
-const [dir, threads, B, T, steps] = process.argv.slice(2);
-main(dir, Number(threads), Number(B), Number(T), Number(steps)).catch((err: unknown) => {
+const [dir, threads, B, T, steps, activations] = process.argv.slice(2);
+main(dir, Number(threads), Number(B), Number(T), Number(steps), activations).catch((err: unknown) => {
   process.stderr.write(`train-probe: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exitCode = 1;
 });

@@ -105,7 +105,7 @@ export {
   type StateTensor,
 } from './train/optim.js';
 export { learningRate, validateSchedule, type ScheduleOptions, type ScheduleKind } from './train/schedule.js';
-export { train, evaluate, type TrainOptions, type TrainResult, type TrainEvent } from './train/trainer.js';
+export { train, evaluate, type TrainOptions, type TrainActivations, type TrainResult, type TrainEvent } from './train/trainer.js';
 export { resolveRunConfig, type RunConfig, type RunConfigInput, type Schedule } from './train/train-options.js';
 export { attachNewLora, attachExistingLora, loraParams, loraModules, writeLoraAdapter, selectTargets, targetsModule, loraScale, ALL_LINEAR, type LoraSpec } from './train/lora.js';
 export { latestCheckpoint, verifyCheckpoint, type FoundCheckpoint } from './train/checkpoint.js';

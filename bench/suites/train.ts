@@ -3,7 +3,8 @@
 // batch 4 x 256 tokens, AdamW, clip 1.0, 2 threads, in a fresh child process
 // (bench/train-probe.ts) so that its peak RSS is the training's own. Results
 // `train_tokens_per_s` (median of the timed steps after one warm-up step) and
-// `train_peak_rss_mb` (whole process). When QLORA_PEER_PYTHON names a Python with the peer packages
+// `train_peak_rss_mb` (whole process), with training's default int16 frozen matmuls, and the same
+// with the exact f32 ones (`train_tokens_per_s:exact`, `train_peak_rss_mb:exact`). When QLORA_PEER_PYTHON names a Python with the peer packages
 // (../shared/peers/setup.sh), the PyTorch + PEFT peer (../shared/peers/bench_train_peft.py, f32
 // base, no checkpointing) runs the same shape, batch, rank and threads in the same run:
 // `peer:pytorch-peft:train_tokens_per_s` and `peer:pytorch-peft:train_peak_rss_mb`.
@@ -27,13 +28,13 @@ const TIMED_STEPS = 3;
 const PEER = 'peer:pytorch-peft:';
 const PEER_SCRIPT = join(SHARED, 'peers', 'bench_train_peft.py');
 
-function runOurs(ctx: BenchContext, dir: string): { timing: Timing; peakRssMb: number } {
+function runOurs(ctx: BenchContext, dir: string, activations: 'int16' | 'f32'): { timing: Timing; peakRssMb: number } {
   const here = fileURLToPath(import.meta.url);
   const probe = fileURLToPath(new URL(`../train-probe${extname(here)}`, import.meta.url));
-  const r = spawnSync(process.execPath, [...process.execArgv, probe, dir, String(THREADS), String(B), String(T), String(WARMUP_STEPS + TIMED_STEPS)], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [...process.execArgv, probe, dir, String(THREADS), String(B), String(T), String(WARMUP_STEPS + TIMED_STEPS), activations], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`train-probe failed (${r.status}): ${r.stderr}`);
   const out = JSON.parse(r.stdout) as { stepSeconds: number[]; peakRssMb: number; loss: number };
-  ctx.log(`qlora-ts steps: ${out.stepSeconds.map((s) => s.toFixed(2)).join(', ')} s; loss ${out.loss.toFixed(3)}; peak RSS ${out.peakRssMb.toFixed(0)} MiB`);
+  ctx.log(`qlora-ts (${activations} frozen matmuls) steps: ${out.stepSeconds.map((s) => s.toFixed(2)).join(', ')} s; loss ${out.loss.toFixed(3)}; peak RSS ${out.peakRssMb.toFixed(0)} MiB`);
   return { timing: timingOf(out.stepSeconds.slice(WARMUP_STEPS)), peakRssMb: out.peakRssMb };
 }
 
@@ -62,9 +63,13 @@ export const trainSuite: BenchSuite = {
     try {
       writeBenchHfModel(dir, SHAPE, 1);
       const shape = `${SHAPE.name}/nf4-dq/lora-r16/${B}x${T}`;
-      const ours = runOurs(ctx, dir);
+      // Training's default arithmetic (int16 frozen matmuls), then the exact f32 one (':exact').
+      const ours = runOurs(ctx, dir, 'int16');
       ctx.recordRate('train_tokens_per_s', shape, THREADS, 'tokens/s', B * T, ours.timing);
       ctx.record({ name: 'train_peak_rss_mb', shape, threads: THREADS, unit: 'MiB', median: ours.peakRssMb, min: ours.peakRssMb, max: ours.peakRssMb, runs: 1 });
+      const exact = runOurs(ctx, dir, 'f32');
+      ctx.recordRate('train_tokens_per_s:exact', shape, THREADS, 'tokens/s', B * T, exact.timing);
+      ctx.record({ name: 'train_peak_rss_mb:exact', shape, threads: THREADS, unit: 'MiB', median: exact.peakRssMb, min: exact.peakRssMb, max: exact.peakRssMb, runs: 1 });
       const python = process.env.QLORA_PEER_PYTHON;
       if (python === undefined || python.length === 0) {
         ctx.log('QLORA_PEER_PYTHON is not set: no PyTorch + PEFT peer results (../shared/peers/README.md)');

@@ -10,7 +10,7 @@ import { ConfigError, IoError } from '../errors.js';
 import { isJsonObject, parseJsonStrict } from '../formats/json-strict.js';
 import { createKernels } from '../kernels/index.js';
 import { verboseLine, verbosity } from './verbosity.js';
-import { train, type TrainEvent } from '../train/trainer.js';
+import { train, type TrainActivations, type TrainEvent } from '../train/trainer.js';
 import type { RunConfigInput } from '../train/train-options.js';
 import { addRunOptions, positiveIntegerOption } from './model-options.js';
 
@@ -33,6 +33,7 @@ interface TrainCliOptions extends Record<string, unknown> {
   optim?: 'adamw' | 'adamw-8bit';
   trainOnPrompt?: boolean;
   activationMemory?: string;
+  activations: TrainActivations;
 }
 
 export function register(program: Command): void {
@@ -75,6 +76,8 @@ export function register(program: Command): void {
     .option('--save-every <n>', 'checkpoint every N steps (default: 4 times per run) and at the end')
     .option('--keep-checkpoints <n>', 'newest checkpoints kept (default 2)')
     .option('--seed <n>', 'seed of data order, split, LoRA init and dropout (default 42)')
+    .addOption(new Option('--activations <type>', 'arithmetic of the frozen 4-bit matmuls: int16 = both operands 13-bit integers per block, ~1.15x faster, ' +
+      'gradients 13x closer to exact than bf16 compute; f32 = exact').choices(['int16', 'f32']).default('int16'))
     .option('--activation-memory <MiB>', 'layer activations kept instead of recomputed in the backward: faster, same gradients (default 1024; 0 = recompute all)')
     .addOption(new Option('--nan-policy <p>', 'a non-finite loss or gradient: stop (default) or skip the step').choices(['stop', 'skip']));
   addRunOptions(cmd).action(async (o: TrainCliOptions) => runTrain(o));
@@ -205,7 +208,7 @@ async function runTrain(o: TrainCliOptions): Promise<void> {
     throw new ConfigError('--model and --data are required', { field: config.model === undefined ? '--model' : '--data', hint: 'or give them in --config' });
   }
   const threads = o.threads === undefined ? undefined : positiveIntegerOption(o.threads, '--threads');
-  const kernels = await createKernels({ backend: o.kernels, threads });
+  const kernels = await createKernels({ backend: o.kernels, threads, int16Activations: o.activations === 'int16' });
   verboseLine(`kernels: ${kernels.description}; node ${process.version}`);
   const interrupt = abortOnSigint('saving a checkpoint after this step');
   const progress = progressReporter(o.progress && verbosity() !== 'quiet', o.json === true);

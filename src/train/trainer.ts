@@ -71,6 +71,11 @@ export interface TrainOptions extends WithProgressCallback {
   /** Compute kernels (the caller disposes them); default: wasm with `threads` threads. */
   readonly kernels?: Kernels;
   readonly threads?: number;
+  /**
+   * Arithmetic of the frozen 4-bit matmuls when `kernels` is not given: 'int16' (default; 13-bit
+   * integer operands per block, kernels/ref/matmul-int16.ts) or 'f32' (exact).
+   */
+  readonly activations?: TrainActivations;
   readonly onEvent?: (e: TrainEvent) => void;
   /** Abort: the run saves a checkpoint after the current step and returns (interrupted). */
   readonly signal?: AbortSignal;
@@ -110,6 +115,9 @@ interface RunState {
   readonly runDir: string;
 }
 
+/** Arithmetic of training's frozen 4-bit matmuls (TrainOptions.activations). */
+export type TrainActivations = 'int16' | 'f32';
+
 /** Fine-tunes as configured; resolves when the run ends (finished or interrupted). */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const runDir = resolve(opts.out);
@@ -121,7 +129,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const input = opts.resume === true ? resumedInput(runDir, opts.config) : opts.config;
   if (input === null) throw new ConfigError('no training configuration given', { field: 'config' });
   if (opts.resume !== true) prepareRunDir(runDir, opts.overwrite === true);
-  const kernels = opts.kernels ?? await createKernels({ threads: opts.threads });
+  const kernels = opts.kernels ?? await createKernels({ threads: opts.threads, int16Activations: (opts.activations ?? 'int16') === 'int16' });
   try {
     const result = await runWithKernels(kernels, input, runDir, opts.resume === true, emit, opts.signal, opts.activationMemoryBytes ?? DEFAULT_ACTIVATION_MEMORY);
     tracker.finish();

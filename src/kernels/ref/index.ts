@@ -13,20 +13,29 @@ import { checkAttention, checkBuffers, checkCrossEntropy, checkEmbedding, checkQ
 import { embeddingBackwardRef, embeddingForwardRef } from './embedding.js';
 import { crossEntropyBackwardRef, crossEntropyForwardRef } from './loss.js';
 import { int8ActivationsApply, matmulXWtQ4Int8Ref } from './matmul-int8.js';
+import { int16Apply, matmulDyWQ4Int16Ref, matmulXWtQ4Int16Ref } from './matmul-int16.js';
 import { matmulDytXRef, matmulDyWQ4Ref, matmulDyWRef, matmulXWtQ4Ref, matmulXWtRef } from './matmul.js';
 import { rmsnormBackwardRef, rmsnormForwardRef } from './norm.js';
 import { adamwStepRef, scaleRef, sumSquaresRef } from './optim.js';
 import { ropeRef } from './rope.js';
+
+/** The arithmetic of a backend's 4-bit matmuls, as its description names it. */
+export function activationsName(k: { readonly int8Activations: boolean; readonly int16Activations: boolean }): 'int8' | 'int16' | 'f32' {
+  return k.int8Activations ? 'int8' : k.int16Activations ? 'int16' : 'f32';
+}
 
 export class RefKernels implements Kernels {
   readonly name = 'ref' as const;
   readonly threads = 1;
   /** The optional int8-activation prompt path (matmul-int8.ts); default false (exact). */
   readonly int8Activations: boolean;
+  /** The int16 training path of the frozen 4-bit matmuls (matmul-int16.ts); default false (exact). */
+  readonly int16Activations: boolean;
   private readonly owned = new WeakSet<Float32Array>();
 
-  constructor(opts: { readonly int8Activations?: boolean } = {}) {
+  constructor(opts: { readonly int8Activations?: boolean; readonly int16Activations?: boolean } = {}) {
     this.int8Activations = opts.int8Activations === true;
+    this.int16Activations = opts.int16Activations === true && !this.int8Activations;
   }
 
   /** The reference kernels read weights where they are: nothing is made resident. */
@@ -37,7 +46,7 @@ export class RefKernels implements Kernels {
   }
 
   get description(): string {
-    return `ref (TypeScript reference kernels), 1 thread, ${this.int8Activations ? 'int8' : 'f32'} activations`;
+    return `ref (TypeScript reference kernels), 1 thread, ${activationsName(this)} activations`;
   }
 
   allocF32(n: number): Float32Array {
@@ -74,6 +83,7 @@ export class RefKernels implements Kernels {
     checkQuant4('matmulXWtQ4', w);
     checkBuffers('matmulXWtQ4', { M }, [['y', y, M * w.rows], ['x', x, M * w.cols]]);
     if (this.int8Activations && int8ActivationsApply(w, M)) matmulXWtQ4Int8Ref(y, x, w, M, accumulate);
+    else if (this.int16Activations && int16Apply(w, 'forward')) matmulXWtQ4Int16Ref(y, x, w, M, accumulate);
     else matmulXWtQ4Ref(y, x, w, M, accumulate);
   }
 
@@ -85,7 +95,8 @@ export class RefKernels implements Kernels {
   matmulDyWQ4(dx: Float32Array, dy: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void {
     checkQuant4('matmulDyWQ4', w);
     checkBuffers('matmulDyWQ4', { M }, [['dx', dx, M * w.cols], ['dy', dy, M * w.rows]]);
-    matmulDyWQ4Ref(dx, dy, w, M, accumulate);
+    if (this.int16Activations && int16Apply(w, 'input-grad')) matmulDyWQ4Int16Ref(dx, dy, w, M, accumulate);
+    else matmulDyWQ4Ref(dx, dy, w, M, accumulate);
   }
 
   dequantizeQ4Rows(out: Float32Array, w: Quant4Weight, r0: number, r1: number): void {

@@ -10,8 +10,9 @@ import { ShapeError } from '../../errors.js';
 import { FP4_MIDPOINTS_SORTED, FP4_SORTED_INDEX_TO_CODE, NF4_MIDPOINTS } from '../../quant/codebooks.js';
 import type { Quant4Weight } from '../../quant/types.js';
 import type { AttentionDims, Kernels } from '../kernels.js';
-import { RefKernels } from '../ref/index.js';
+import { RefKernels, activationsName } from '../ref/index.js';
 import { int8ActivationsApply } from '../ref/matmul-int8.js';
+import { INT16_BLOCK, int16Apply } from '../ref/matmul-int16.js';
 import { checkBuffers, checkQuant4, checkQuant4Many, requireDims, requireLength } from '../ref/check.js';
 import { LAYER_KERNEL_NAMES, LayerKernels } from './layers.js';
 import { WasmHeap, Staging } from './memory.js';
@@ -22,8 +23,8 @@ import { Q4Cache } from './q4cache.js';
 
 /** Exports of assembly/index.ts the pool may call (worker function table, by index). */
 const KERNEL_NAMES = [
-  'gemmF32', 'gemvF32', 'gemvQ4', 'gemvQ4Many', 'q4DequantizeRows', 'quantizeBlockwise4',
-  'gemmI8Prepare', 'gemmI8Run', 'gemvI8Q4Many',
+  'zeroBytes', 'gemmF32', 'gemvF32', 'gemvQ4', 'gemvQ4Many', 'q4DequantizeRows', 'quantizeBlockwise4',
+  'gemmI8Prepare', 'gemmI8Run', 'gemvI8Q4Many', 'gemmI16Prepare', 'gemmI16Run',
   ...LAYER_KERNEL_NAMES,
 ];
 
@@ -79,6 +80,11 @@ export interface WasmKernelsOptions {
    * (assembly/gemv-i8.ts, gemm-i8.ts; error documented in ref/matmul-int8.ts). Default false: exact f32.
    */
   readonly int8Activations?: boolean;
+  /**
+   * The frozen 4-bit matmuls of training (X·Wᵀ and dY·W) with 13-bit integer operands
+   * (assembly/gemm-i16.ts; arithmetic and error in ref/matmul-int16.ts). Default false: exact f32.
+   */
+  readonly int16Activations?: boolean;
 }
 
 /** A [m0, m1, n0, n1) share of an output. */
@@ -114,12 +120,15 @@ export class WasmKernels implements Kernels {
   private readonly scratchFloats: number;
   private readonly scratchBytes: number;
   readonly int8Activations: boolean;
+  readonly int16Activations: boolean;
 
   get description(): string {
-    return `wasm ${this.variant} (${variantSummary(this.variant)}), ${this.threads} thread${this.threads === 1 ? '' : 's'}, ${this.int8Activations ? 'int8' : 'f32'} activations`;
+    return `wasm ${this.variant} (${variantSummary(this.variant)}), ${this.threads} thread${this.threads === 1 ? '' : 's'}, ${activationsName(this)} activations`;
   }
   /** Quantized activations of the int8 path (grown on demand): codes, scales, corrections. */
   private int8Area = { off: 0, bytes: 0 };
+  /** The int16 path's f32 weight, activation tiles, scales and packed panels (grown on demand). */
+  private int16Area = { off: 0, bytes: 0 };
   /** GEMV splits refused for lag since the last probe, and the probe in progress (gemvRowsOf). */
   private gemvRefusals = 0;
   private gemvProbe: 'none' | 'first' | 'again' | 'last' = 'none';
@@ -135,9 +144,10 @@ export class WasmKernels implements Kernels {
     this.threads = pool.threads;
     this.q4 = new Q4Cache(heap, opts.residentWeightBytes ?? DEFAULT_RESIDENT_WEIGHT_BYTES);
     this.layers = new LayerKernels(heap, pool, (n, flops, unit) => this.rowsOf(n, flops, unit));
-    const scratchBytes = Math.max(pool.exports.gemmScratchBytes(), pool.exports.gemmI8ScratchBytes());
+    const scratchBytes = Math.max(pool.exports.gemmScratchBytes(), pool.exports.gemmI8ScratchBytes(), pool.exports.gemmI16ScratchBytes());
     this.scratchBytes = scratchBytes;
     this.int8Activations = opts.int8Activations === true;
+    this.int16Activations = opts.int16Activations === true && !this.int8Activations;
     this.scratchFloats = pool.exports.gemmPanelFloats(); // the packed-panel area doubles as a GEMV row
     this.scratch = Array.from({ length: this.threads }, () => heap.alloc(scratchBytes));
     // A view made now stays valid after growth: a shared memory's bytes never move.
@@ -149,7 +159,8 @@ export class WasmKernels implements Kernels {
   static async create(mod: KernelModule, opts: WasmKernelsOptions): Promise<WasmKernels> {
     const memory = new wasmApi!.Memory({ initial: 64, maximum: 65536, shared: true });
     const pool = await ThreadPool.create(mod.module, memory, KERNEL_NAMES, Math.max(1, Math.floor(opts.threads)));
-    const heap = new WasmHeap(memory, pool.exports.heapBase());
+    const zero = pool.exports.zeroBytes;
+    const heap = new WasmHeap(memory, pool.exports.heapBase(), (off, bytes) => zero(off, bytes));
     const k = new WasmKernels(mod, heap, pool, opts);
     k.warmUp();
     return k;
@@ -262,7 +273,9 @@ export class WasmKernels implements Kernels {
     const py = s.out(y, M * N, accumulate);
     const px = s.in(x, M * K);
     const int8 = this.int8Activations && int8ActivationsApply(w, M);
-    if (int8 && this.gemvInt8Fits([w], M)) {
+    if (this.int16Activations && int16Apply(w, 'forward')) {
+      this.gemmInt16(py, px, M, K, d, w, K, 1, N, accumulate);
+    } else if (int8 && this.gemvInt8Fits([w], M)) {
       this.gemvInt8([d], [py], px, M, K, N, accumulate);
     } else if (int8) {
       this.gemmInt8([py], px, [d], [w], M, accumulate);
@@ -327,6 +340,11 @@ export class WasmKernels implements Kernels {
     checkQuant4Many('matmulXWtQ4Many', ys, x, ws, M);
     const count = ws.length;
     if (count === 0) return;
+    if (this.int16Activations) {
+      // The int16 GEMM quantizes x per call (a 1/N share of its work): one call per weight.
+      for (let i = 0; i < count; i++) this.matmulXWtQ4(ys[i], x, ws[i], M, accumulate);
+      return;
+    }
     const K = ws[0].cols;
     // One task over the group only where every weight takes the same path as it would alone (each
     // ys[i] is what matmulXWtQ4 gives): with int8 activations the GEMV (small M) or one GEMM with x
@@ -395,8 +413,44 @@ export class WasmKernels implements Kernels {
     const s = new Staging(this.heap);
     const pdx = s.out(dx, M * K, accumulate);
     const pdy = s.in(dy, M * N);
-    this.gemm(pdx, K, pdy, N * 4, 4, BKind.Q4N, d, 0, M, K, N, accumulate);
+    if (this.int16Activations && int16Apply(w, 'input-grad')) this.gemmInt16(pdx, pdy, M, N, d, w, 1, K, K, accumulate);
+    else this.gemm(pdx, K, pdy, N * 4, 4, BKind.Q4N, d, 0, M, K, N, accumulate);
     s.finish();
+  }
+
+  /**
+   * The int16 product (assembly/gemm-i16.ts) c[M, Nout] (+)= a[M, Kc]·Bᵀ, B(j, t) = W[j·sj + t·st]
+   * of the 4-bit weight w (descriptor d) dequantized once into f32. Three pool tasks: dequantize
+   * (by weight rows), quantize a and pack B's panels (by 3-row tiles and by panels), then the
+   * product split by panel pairs (columns: no shared cache line of a row) or by 3-row tiles.
+   */
+  private gemmInt16(pc: number, pa: number, M: number, Kc: number, d: number, w: Quant4Weight, sj: number, st: number, Nout: number, accumulate: boolean): void {
+    const align = (n: number): number => Math.ceil(n / 64) * 64;
+    const nb = Math.ceil(Kc / INT16_BLOCK);
+    const panelBytes = this.pool.exports.gemmI16PanelBytes(Kc);
+    const panels = Math.ceil(Nout / 8);
+    const fBytes = align(w.rows * w.cols * 4);
+    const tileBytes = align(Math.ceil(M / 3) * 6 * Kc);
+    const scaleBytes = align(M * nb * 4);
+    const need = fBytes + tileBytes + scaleBytes + panels * panelBytes;
+    if (this.int16Area.bytes < need) {
+      if (this.int16Area.bytes > 0) this.heap.free(this.int16Area.off);
+      this.int16Area = { off: this.heap.alloc(need), bytes: need };
+    }
+    const F = this.int16Area.off;
+    const qt = F + fBytes;
+    const sa = qt + tileBytes;
+    const packed = sa + scaleBytes;
+    this.pool.run('q4DequantizeRows', this.rowsOf(w.rows, w.rows * w.cols * 4).map(([a, b]) => [d, a, b, F + a * w.cols * 4]));
+    const parts = this.rowsOf(this.threads, 2 * M * Nout * Kc).length;
+    const rowShares = evenShares(M, parts, 3);
+    const panelShares = evenShares(panels, parts, 1);
+    this.pool.run('gemmI16Prepare', rowShares.map(([m0, m1], t) => [pa, Kc, m0, m1, qt, sa, F, sj, st, Nout, panelShares[t][0], panelShares[t][1], packed, this.scratch[t]]));
+    const byCols = panels >= Math.ceil(M / 3) || panels >= 4 * parts;
+    const shares: Share[] = byCols
+      ? evenShares(panels, parts, 2).map(([a, b]): Share => [0, M, a, b])
+      : evenShares(M, parts, 3).map(([a, b]): Share => [a, b, 0, panels]);
+    this.pool.run('gemmI16Run', shares.map(([m0, m1, p0, p1], t) => [pc, M, Nout, Kc, qt, sa, packed, m0, m1, p0, p1, +accumulate, this.scratch[t]]));
   }
 
   dequantizeQ4Rows(out: Float32Array, w: Quant4Weight, r0: number, r1: number): void {

@@ -12,10 +12,10 @@ import { Q4D_CODEBOOK } from './q4desc';
 /** Added to every 7-bit weight code so it is the non-negative operand of the relaxed dot. */
 export const I8_OFFSET: i32 = 64;
 /** 1.5·2^23: f32(v + ROUND_MAGIC) has round-half-even(v) in its low mantissa bits for |v| < 2^22. */
-const ROUND_MAGIC: f32 = 12582912;
-const ROUND_MAGIC_BITS: i32 = 0x4b400000;
+export const ROUND_MAGIC: f32 = 12582912;
+export const ROUND_MAGIC_BITS: i32 = 0x4b400000;
 /** Activation blocks at or below this absmax quantize to zeros (127 / absmax must not overflow). */
-const MIN_ABSMAX: f32 = 1e-30;
+export const MIN_ABSMAX: f32 = 1e-30;
 
 /**
  * c + the exact i32 lane sums of a·b (a signed i8, b in 0..127): four lanes of four products each,
@@ -38,7 +38,7 @@ const MIN_ABSMAX: f32 = 1e-30;
 }
 
 /** round-half-even(f32(x · inv)) as i32 lanes: one add of the magic constant, no conversion. */
-@inline function roundScaled(x: v128, inv: v128, magic: v128, magicBits: v128): v128 {
+@inline export function roundScaled(x: v128, inv: v128, magic: v128, magicBits: v128): v128 {
   return i32x4.sub(f32x4.add(f32x4.mul(x, inv), magic), magicBits);
 }
 
