@@ -76,7 +76,8 @@ function summary(r: DemoReport): string {
 async function runDemoCli(o: DemoCliOptions): Promise<void> {
   const steps = positiveIntegerOption(o.steps, '--steps');
   const threads = o.threads === undefined ? undefined : positiveIntegerOption(o.threads, '--threads');
-  const kernels = await createKernels({ backend: o.kernels, threads });
+  // Training's default arithmetic (int16 frozen matmuls at 16 rows and more; the stories' decoding stays exact).
+  const kernels = await createKernels({ backend: o.kernels, threads, int16Activations: true });
   verboseLine(`kernels: ${kernels.description}; node ${process.version}`);
   const show = o.progress && verbosity() !== 'quiet';
   const progress = progressReporter(show, o.json === true);

@@ -12,7 +12,7 @@ import { ConfigError } from '../../src/errors.js';
 import { createKernels } from '../../src/kernels/index.js';
 import type { Kernels } from '../../src/kernels/kernels.js';
 import { RefKernels } from '../../src/kernels/ref/index.js';
-import { INT16_MAX_WEIGHT_ELEMENTS, int16Apply, int16ProductRef, matmulDyWQ4Int16Ref, matmulXWtQ4Int16Ref } from '../../src/kernels/ref/matmul-int16.js';
+import { INT16_MAX_WEIGHT_ELEMENTS, INT16_MIN_ROWS, int16Apply, int16ProductRef, matmulDyWQ4Int16Ref, matmulXWtQ4Int16Ref } from '../../src/kernels/ref/matmul-int16.js';
 import type { Quant4Settings } from '../../src/quant/config.js';
 import { quantizeTensor } from '../../src/quant/quantized-tensor.js';
 import type { Quant4Weight } from '../../src/quant/types.js';
@@ -81,7 +81,7 @@ describe('int16 reference twin', () => {
     for (const [N, K, st] of WEIGHTS) {
       const w = quantizeTensor(rand(N * K, seed++), [N, K], st);
       const F = dequantized(w);
-      const M = 7;
+      const M = 5;
       const x = rand(M * K, seed++);
       const dy = rand(M * N, seed++);
       const cases: [string, Float32Array, Float32Array, Float64Array][] = [];
@@ -116,11 +116,12 @@ describe('int16 reference twin', () => {
     assert.ok(y.every((v) => !Number.isFinite(v)));
   });
 
-  test('applies to even contractions and weights up to the size limit', () => {
+  test('applies to even contractions, weights up to the size limit and M from INT16_MIN_ROWS', () => {
     const w = quantizeTensor(rand(9 * 64, 5), [9, 64], s('nf4', 64, true, 'blockwise'));
-    assert.equal(int16Apply(w, 'forward'), true);
-    assert.equal(int16Apply(w, 'input-grad'), false); // 9 rows: odd contraction of dY·W
-    assert.equal(int16Apply({ rows: 2 ** 13, cols: 2 ** 13 }, 'forward'), 2 ** 26 <= INT16_MAX_WEIGHT_ELEMENTS);
+    assert.equal(int16Apply(w, 'forward', INT16_MIN_ROWS), true);
+    assert.equal(int16Apply(w, 'forward', INT16_MIN_ROWS - 1), false);
+    assert.equal(int16Apply(w, 'input-grad', 64), false); // 9 rows: odd contraction of dY·W
+    assert.equal(int16Apply({ rows: 2 ** 13, cols: 2 ** 13 }, 'forward', 64), 2 ** 26 <= INT16_MAX_WEIGHT_ELEMENTS);
   });
 
   test('int8 and int16 activations exclude each other', async () => {
@@ -132,18 +133,21 @@ for (const variant of ['relaxed', 'simd'] as const) {
   for (const threads of [1, 2]) {
     describe(`wasm int16 matmuls, ${variant} build, ${threads} thread(s)`, () => {
       let k: Kernels;
+      let exactK: Kernels;
       before(async () => {
         k = await createKernels({ backend: 'wasm', threads, wasmVariant: variant, int16Activations: true });
+        exactK = await createKernels({ backend: 'wasm', threads, wasmVariant: variant });
       });
       after(async () => {
         await k.dispose();
+        await exactK.dispose();
       });
 
       test('equal the reference twin bit for bit (forward and input gradient, overwrite and accumulate, tails)', () => {
         let seed = 100;
         for (const [N, K, st] of WEIGHTS) {
           const w = quantizeTensor(rand(N * K, seed++), [N, K], st);
-          for (const M of [1, 2, 3, 4, 13, 34]) {
+          for (const M of [16, 17, 18, 19, 34]) { // row tails of the 4-row tiles
             const x = rand(M * K, seed++);
             const dy = rand(M * N, seed++);
             for (const accumulate of [false, true]) {
@@ -154,7 +158,7 @@ for (const variant of ['relaxed', 'simd'] as const) {
               k.matmulXWtQ4(got, x, w, M, accumulate);
               assert.deepEqual(got, want, `forward ${N}x${K} M=${M} acc=${accumulate}`);
               k.free(got);
-              if (!int16Apply(w, 'input-grad')) continue;
+              if (!int16Apply(w, 'input-grad', M)) continue;
               const wantDx = rand(M * K, seed + 1);
               const gotDx = k.allocF32(M * K);
               gotDx.set(wantDx);
@@ -167,11 +171,30 @@ for (const variant of ['relaxed', 'simd'] as const) {
         }
       });
 
+      test('below INT16_MIN_ROWS rows the exact path runs, bit for bit', () => {
+        const w = quantizeTensor(rand(40 * 192, 9), [40, 192], s('nf4', 64, true, 'blockwise'));
+        for (const M of [1, 2, INT16_MIN_ROWS - 1]) {
+          const x = rand(M * 192, M);
+          const dy = rand(M * 40, M + 1);
+          const [got, want] = [new Float32Array(M * 40), new Float32Array(M * 40)];
+          k.matmulXWtQ4(got, x, w, M, false);
+          exactK.matmulXWtQ4(want, x, w, M, false);
+          assert.deepEqual(got, want, `forward M=${M}`);
+          const [gotDx, wantDx] = [new Float32Array(M * 192), new Float32Array(M * 192)];
+          k.matmulDyWQ4(gotDx, dy, w, M, false);
+          exactK.matmulDyWQ4(wantDx, dy, w, M, false);
+          assert.deepEqual(gotDx, wantDx, `input gradient M=${M}`);
+          const ys = [new Float32Array(M * 40), new Float32Array(M * 40)];
+          k.matmulXWtQ4Many(ys, x, [w, w], M, false);
+          ys.forEach((y) => assert.deepEqual(y, want, `group M=${M}`));
+        }
+      });
+
       test('q/k/v-style groups (matmulXWtQ4Many) equal one call per weight', () => {
         const K = 192;
         const group = [quantizeTensor(rand(40 * K, 1), [40, K], s('nf4', 64, true, 'blockwise')),
           quantizeTensor(rand(13 * K, 2), [13, K], s('nf4', 32, true, 'blockwise'))];
-        const M = 12;
+        const M = 20;
         const x = rand(M * K, 3);
         const got = group.map((w) => new Float32Array(M * w.rows));
         const want = group.map((w) => new Float32Array(M * w.rows));

@@ -83,7 +83,7 @@ export class RefKernels implements Kernels {
     checkQuant4('matmulXWtQ4', w);
     checkBuffers('matmulXWtQ4', { M }, [['y', y, M * w.rows], ['x', x, M * w.cols]]);
     if (this.int8Activations && int8ActivationsApply(w, M)) matmulXWtQ4Int8Ref(y, x, w, M, accumulate);
-    else if (this.int16Activations && int16Apply(w, 'forward')) matmulXWtQ4Int16Ref(y, x, w, M, accumulate);
+    else if (this.int16Activations && int16Apply(w, 'forward', M)) matmulXWtQ4Int16Ref(y, x, w, M, accumulate);
     else matmulXWtQ4Ref(y, x, w, M, accumulate);
   }
 
@@ -95,7 +95,7 @@ export class RefKernels implements Kernels {
   matmulDyWQ4(dx: Float32Array, dy: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void {
     checkQuant4('matmulDyWQ4', w);
     checkBuffers('matmulDyWQ4', { M }, [['dx', dx, M * w.cols], ['dy', dy, M * w.rows]]);
-    if (this.int16Activations && int16Apply(w, 'input-grad')) matmulDyWQ4Int16Ref(dx, dy, w, M, accumulate);
+    if (this.int16Activations && int16Apply(w, 'input-grad', M)) matmulDyWQ4Int16Ref(dx, dy, w, M, accumulate);
     else matmulDyWQ4Ref(dx, dy, w, M, accumulate);
   }
 

@@ -20,7 +20,8 @@
 // operand; measured against the golden gradients in test/train/int16-gradients.test.ts and in
 // ../../../docs/ARCHITECTURE.md.
 // Applies to every 4-bit weight (zero points included) whose contraction length is even and whose
-// f32 copy fits INT16_MAX_WEIGHT_ELEMENTS (int16Apply); others take the exact path.
+// f32 copy fits INT16_MAX_WEIGHT_ELEMENTS, at M >= INT16_MIN_ROWS (int16Apply); others take the
+// exact path.
 // Not here: the exact 4-bit matmuls (matmul.ts), the int8 generation path (matmul-int8.ts).
 
 import { dequantizeQ4RowsRef } from '../../quant/blockwise.js';
@@ -32,6 +33,11 @@ export const INT16_BLOCK = 64;
 export const INT16_LEVELS = 4095;
 /** Largest weight (rows x cols) the path takes: its f32 copy is made per call (128 MiB at this size). */
 export const INT16_MAX_WEIGHT_ELEMENTS = 2 ** 25;
+/**
+ * Fewest rows of A the path takes: below it (decoding, small evaluation batches) the weight's
+ * per-call f32 copy would cost as much as the product, and the exact path runs.
+ */
+export const INT16_MIN_ROWS = 16;
 const MIN_ABSMAX = Math.fround(1e-30);
 const LEVELS_F32 = Math.fround(INT16_LEVELS);
 
@@ -42,12 +48,12 @@ function nearestEven(v: number): number {
 }
 
 /**
- * Whether the int16 path serves this weight for the forward (contraction = cols) or the input
- * gradient (contraction = rows); else the exact path runs.
+ * Whether the int16 path serves this weight at M rows for the forward (contraction = cols) or the
+ * input gradient (contraction = rows); else the exact path runs.
  */
-export function int16Apply(w: Pick<Quant4Weight, 'rows' | 'cols'>, direction: 'forward' | 'input-grad'): boolean {
+export function int16Apply(w: Pick<Quant4Weight, 'rows' | 'cols'>, direction: 'forward' | 'input-grad', M: number): boolean {
   const contraction = direction === 'forward' ? w.cols : w.rows;
-  return contraction % 2 === 0 && w.rows * w.cols <= INT16_MAX_WEIGHT_ELEMENTS;
+  return M >= INT16_MIN_ROWS && contraction % 2 === 0 && w.rows * w.cols <= INT16_MAX_WEIGHT_ELEMENTS;
 }
 
 /** One block's integers and scale (values v[0..n) read through `at`). */
@@ -104,12 +110,12 @@ function dequantized(w: Quant4Weight): Float32Array {
   return F;
 }
 
-/** y[M, rows] (+)= x[M, cols]·dequant(w)ᵀ in the int16 arithmetic (int16Apply(w, 'forward')). */
+/** y[M, rows] (+)= x[M, cols]·dequant(w)ᵀ in the int16 arithmetic (int16Apply(w, 'forward', M)). */
 export function matmulXWtQ4Int16Ref(y: Float32Array, x: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void {
   int16ProductRef(y, x, M, w.cols, dequantized(w), w.cols, 1, w.rows, accumulate);
 }
 
-/** dx[M, cols] (+)= dy[M, rows]·dequant(w) in the int16 arithmetic (int16Apply(w, 'input-grad')). */
+/** dx[M, cols] (+)= dy[M, rows]·dequant(w) in the int16 arithmetic (int16Apply(w, 'input-grad', M)). */
 export function matmulDyWQ4Int16Ref(dx: Float32Array, dy: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void {
   int16ProductRef(dx, dy, M, w.rows, dequantized(w), 1, w.cols, w.cols, accumulate);
 }

@@ -12,7 +12,7 @@ import type { Quant4Weight } from '../../quant/types.js';
 import type { AttentionDims, Kernels } from '../kernels.js';
 import { RefKernels, activationsName } from '../ref/index.js';
 import { int8ActivationsApply } from '../ref/matmul-int8.js';
-import { INT16_BLOCK, int16Apply } from '../ref/matmul-int16.js';
+import { INT16_BLOCK, INT16_MIN_ROWS, int16Apply } from '../ref/matmul-int16.js';
 import { checkBuffers, checkQuant4, checkQuant4Many, requireDims, requireLength } from '../ref/check.js';
 import { LAYER_KERNEL_NAMES, LayerKernels } from './layers.js';
 import { WasmHeap, Staging } from './memory.js';
@@ -95,6 +95,8 @@ type Share = [number, number, number, number];
  * ~960 columns of a 4096-wide weight, two dispatches per round, well under 1% at prompt sizes).
  */
 const INT8_PACKED_MAX_BYTES = 4 * 2 ** 20;
+/** Rows of the int16 GEMM's activation tiles (assembly/gemm-i16.ts TILE_ROWS). */
+const INT16_TILE_ROWS = 4;
 
 /** [0, n) in exactly `parts` contiguous shares of whole units (trailing ones empty when n is small). */
 function evenShares(n: number, parts: number, unit: number): [number, number][] {
@@ -273,7 +275,7 @@ export class WasmKernels implements Kernels {
     const py = s.out(y, M * N, accumulate);
     const px = s.in(x, M * K);
     const int8 = this.int8Activations && int8ActivationsApply(w, M);
-    if (this.int16Activations && int16Apply(w, 'forward')) {
+    if (this.int16Activations && int16Apply(w, 'forward', M)) {
       this.gemmInt16(py, px, M, K, d, w, K, 1, N, accumulate);
     } else if (int8 && this.gemvInt8Fits([w], M)) {
       this.gemvInt8([d], [py], px, M, K, N, accumulate);
@@ -340,7 +342,7 @@ export class WasmKernels implements Kernels {
     checkQuant4Many('matmulXWtQ4Many', ys, x, ws, M);
     const count = ws.length;
     if (count === 0) return;
-    if (this.int16Activations) {
+    if (this.int16Activations && M >= INT16_MIN_ROWS) {
       // The int16 GEMM quantizes x per call (a 1/N share of its work): one call per weight.
       for (let i = 0; i < count; i++) this.matmulXWtQ4(ys[i], x, ws[i], M, accumulate);
       return;
@@ -413,7 +415,7 @@ export class WasmKernels implements Kernels {
     const s = new Staging(this.heap);
     const pdx = s.out(dx, M * K, accumulate);
     const pdy = s.in(dy, M * N);
-    if (this.int16Activations && int16Apply(w, 'input-grad')) this.gemmInt16(pdx, pdy, M, N, d, w, 1, K, K, accumulate);
+    if (this.int16Activations && int16Apply(w, 'input-grad', M)) this.gemmInt16(pdx, pdy, M, N, d, w, 1, K, K, accumulate);
     else this.gemm(pdx, K, pdy, N * 4, 4, BKind.Q4N, d, 0, M, K, N, accumulate);
     s.finish();
   }
@@ -421,8 +423,8 @@ export class WasmKernels implements Kernels {
   /**
    * The int16 product (assembly/gemm-i16.ts) c[M, Nout] (+)= a[M, Kc]·Bᵀ, B(j, t) = W[j·sj + t·st]
    * of the 4-bit weight w (descriptor d) dequantized once into f32. Three pool tasks: dequantize
-   * (by weight rows), quantize a and pack B's panels (by 3-row tiles and by panels), then the
-   * product split by panel pairs (columns: no shared cache line of a row) or by 3-row tiles.
+   * (by weight rows), quantize a and pack B's panels (by 4-row tiles and by panels), then the
+   * product split by panel pairs (columns: no shared cache line of a row) or by 4-row tiles.
    */
   private gemmInt16(pc: number, pa: number, M: number, Kc: number, d: number, w: Quant4Weight, sj: number, st: number, Nout: number, accumulate: boolean): void {
     const align = (n: number): number => Math.ceil(n / 64) * 64;
@@ -430,7 +432,7 @@ export class WasmKernels implements Kernels {
     const panelBytes = this.pool.exports.gemmI16PanelBytes(Kc);
     const panels = Math.ceil(Nout / 8);
     const fBytes = align(w.rows * w.cols * 4);
-    const tileBytes = align(Math.ceil(M / 3) * 6 * Kc);
+    const tileBytes = align(this.pool.exports.gemmI16TileBytes(M, Kc));
     const scaleBytes = align(M * nb * 4);
     const need = fBytes + tileBytes + scaleBytes + panels * panelBytes;
     if (this.int16Area.bytes < need) {
@@ -443,13 +445,13 @@ export class WasmKernels implements Kernels {
     const packed = sa + scaleBytes;
     this.pool.run('q4DequantizeRows', this.rowsOf(w.rows, w.rows * w.cols * 4).map(([a, b]) => [d, a, b, F + a * w.cols * 4]));
     const parts = this.rowsOf(this.threads, 2 * M * Nout * Kc).length;
-    const rowShares = evenShares(M, parts, 3);
+    const rowShares = evenShares(M, parts, INT16_TILE_ROWS);
     const panelShares = evenShares(panels, parts, 1);
     this.pool.run('gemmI16Prepare', rowShares.map(([m0, m1], t) => [pa, Kc, m0, m1, qt, sa, F, sj, st, Nout, panelShares[t][0], panelShares[t][1], packed, this.scratch[t]]));
-    const byCols = panels >= Math.ceil(M / 3) || panels >= 4 * parts;
+    const byCols = panels >= Math.ceil(M / INT16_TILE_ROWS) || panels >= 4 * parts;
     const shares: Share[] = byCols
       ? evenShares(panels, parts, 2).map(([a, b]): Share => [0, M, a, b])
-      : evenShares(M, parts, 3).map(([a, b]): Share => [a, b, 0, panels]);
+      : evenShares(M, parts, INT16_TILE_ROWS).map(([a, b]): Share => [a, b, 0, panels]);
     this.pool.run('gemmI16Run', shares.map(([m0, m1, p0, p1], t) => [pc, M, Nout, Kc, qt, sa, packed, m0, m1, p0, p1, +accumulate, this.scratch[t]]));
   }
 

@@ -10,13 +10,13 @@
 // for bit (plain f32 multiplies and adds, no fused multiply-add), so tests compare the two exactly.
 //
 // Three pool tasks per call (backend.ts): q4DequantizeRows writes the f32 weight once; then
-// gemmI16Prepare quantizes a share of A's rows into 3-row tiles and packs a share of B's 8-column
+// gemmI16Prepare quantizes a share of A's rows into 4-row tiles and packs a share of B's 8-column
 // panels (B read through strides from that f32 weight: no transposed copy); then gemmI16Run
 // computes a share of the output.
 //
-// Tile layout: tile u (rows 3u..3u+2) at qt + u·6·Kc bytes; the pair of contraction indices
-// (2g, 2g+1) at 12g: [row 3u: 2 x i16][row 3u+1][row 3u+2], so one 32-bit splat load gives a row's
-// pair. Panel layout (gemmI16PanelBytes): pair g at 32g: [col 0..3 x (2g, 2g+1)] then
+// Tile layout: tile u (rows 4u..4u+3) at qt + u·8·Kc bytes; the pair of contraction indices
+// (2g, 2g+1) at 16g: [row 4u: 2 x i16][row 4u+1][row 4u+2][row 4u+3], so one 32-bit splat load
+// gives a row's pair. Panel layout (gemmI16PanelBytes): pair g at 32g: [col 0..3 x (2g, 2g+1)] then
 // [col 4..7 x ...] (i16), then per block 8 f32 column scales. Columns past Nout: codes 0, scale 0.
 // Requirements (checked by the caller, ref/matmul-int16.ts int16Apply): Kc even.
 // Not here: the arithmetic's definition and its measured error (ref/matmul-int16.ts), threading
@@ -28,7 +28,7 @@ import { MIN_ABSMAX, ROUND_MAGIC, ROUND_MAGIC_BITS, roundScaled } from './act-i8
 const BLOCK: i32 = 64;
 /** Largest |integer| of either operand: 64·4095² < 2^31, so a block sum never overflows. */
 const LEVELS: f32 = 4095;
-/** Packed panel bytes of one cache block, reused by every 3-row tile (as gemm-i8.ts). */
+/** Packed panel bytes of one cache block, reused by every 4-row tile (as gemm-i8.ts). */
 const L2_PANEL_BYTES: i32 = 512 * 1024;
 
 @inline function blocksOf(Kc: i32): i32 {
@@ -40,9 +40,17 @@ export function gemmI16PanelBytes(Kc: i32): i32 {
   return 16 * Kc + 32 * blocksOf(Kc);
 }
 
-/** Thread scratch: one block of 8 gathered columns (f32), one block of row codes (i16), one 3 x 8 spill tile. */
+/** Rows of an activation tile (and of the register tile: 8 accumulators + 2 panel vectors + 1 splat). */
+export const TILE_ROWS: i32 = 4;
+
+/** Thread scratch: one block of 8 gathered columns (f32), one block of row codes (i16), one 4 x 8 spill tile. */
 export function gemmI16ScratchBytes(): i32 {
-  return BLOCK * 8 * 4 + BLOCK * 2 + 3 * 8 * 4;
+  return BLOCK * 8 * 4 + BLOCK * 2 + TILE_ROWS * 8 * 4;
+}
+
+/** Bytes of the activation tiles of M rows over Kc. */
+export function gemmI16TileBytes(M: i32, Kc: i32): i32 {
+  return ((M + TILE_ROWS - 1) / TILE_ROWS) * TILE_ROWS * 2 * Kc;
 }
 
 /** max over lanes of the i32 lanes of m (absolute-value bit patterns: integer order = float order, NaN above Inf). */
@@ -60,7 +68,7 @@ export function gemmI16ScratchBytes(): i32 {
 // ---- activations --------------------------------------------------------------------------------
 
 /**
- * Rows [m0, m1) of a [M, Kc] (f32, row-major) quantized per block into the 3-row tiles at qt and
+ * Rows [m0, m1) of a [M, Kc] (f32, row-major) quantized per block into the 4-row tiles at qt and
  * the scales sa[i·nb + b] (f32). tmp: BLOCK i16 of scratch.
  */
 function quantizeRowsI16(a: usize, Kc: i32, m0: i32, m1: i32, qt: usize, sa: usize, tmp: usize): void {
@@ -70,7 +78,7 @@ function quantizeRowsI16(a: usize, Kc: i32, m0: i32, m1: i32, qt: usize, sa: usi
   const absMask = i32x4.splat(0x7fffffff);
   for (let i = m0; i < m1; i++) {
     const row = a + <usize>i * <usize>Kc * 4;
-    const tileRow = qt + <usize>(i / 3) * <usize>(6 * Kc) + <usize>(i % 3) * 4;
+    const tileRow = qt + <usize>(i / TILE_ROWS) * <usize>(2 * TILE_ROWS * Kc) + <usize>(i % TILE_ROWS) * 4;
     for (let b = 0; b < nb; b++) {
       const t0 = b * BLOCK;
       const len = min(BLOCK, Kc - t0);
@@ -91,8 +99,8 @@ function quantizeRowsI16(a: usize, Kc: i32, m0: i32, m1: i32, qt: usize, sa: usi
         v128.store(tmp + <usize>t * 2, i16x8.narrow_i32x4_s(n0, n1));
       }
       for (; t < len; t++) store<i16>(tmp + <usize>t * 2, <i16>roundScaledScalar(load<f32>(xb + <usize>t * 4), invS));
-      const dst = tileRow + <usize>(12 * (t0 >> 1));
-      for (let g = 0; g < len >> 1; g++) store<u32>(dst + <usize>(12 * g), load<u32>(tmp + <usize>(4 * g)));
+      const dst = tileRow + <usize>(4 * TILE_ROWS * (t0 >> 1));
+      for (let g = 0; g < len >> 1; g++) store<u32>(dst + <usize>(4 * TILE_ROWS * g), load<u32>(tmp + <usize>(4 * g)));
     }
   }
 }
@@ -162,16 +170,43 @@ function packPanelI16(panel: usize, F: usize, sj: i32, st: i32, Nout: i32, Kc: i
 // ---- micro-kernel -------------------------------------------------------------------------------
 
 /**
- * 3x8 tile over all blocks: row r of c (+)= Σ_b f32(f32(dot) · f32(sa(r, b) · sw(·, b))), block
- * after block. a: the tile's pairs; s_r: row r's block scales; bp: the panel.
+ * 4x8 tile over all blocks: row r of c (+)= Σ_b f32(f32(dot) · f32(sa(r, b) · sw(·, b))), block
+ * after block. a: the tile's pairs; s_r: row r's block scales; bp: the panel. Two pairs a step
+ * (the loop's own instructions are a sixth of a one-pair step).
  */
-function microI16x3x8(c0: usize, c1: usize, c2: usize, a: usize, s0: usize, s1: usize, s2: usize, bp: usize, Kc: i32, acc: bool): void {
+function microI16x4x8(c0: usize, c1: usize, c2: usize, c3: usize, a: usize, s0: usize, s1: usize, s2: usize, s3: usize, bp: usize, Kc: i32, acc: bool): void {
   const nb = blocksOf(Kc);
   const sp = bp + <usize>(16 * Kc);
   for (let b = 0; b < nb; b++) {
-    let d00 = i32x4.splat(0), d01 = d00, d10 = d00, d11 = d00, d20 = d00, d21 = d00;
-    const end = bp + <usize>(16 * min(BLOCK, Kc - b * BLOCK));
-    do {
+    let d00 = i32x4.splat(0), d01 = d00, d10 = d00, d11 = d00, d20 = d00, d21 = d00, d30 = d00, d31 = d00;
+    const pairs = min(BLOCK, Kc - b * BLOCK) >> 1;
+    const end = bp + <usize>(32 * pairs);
+    const end2 = bp + <usize>(32 * (pairs & ~1));
+    while (bp < end2) {
+      let b0 = v128.load(bp);
+      let b1 = v128.load(bp, 16);
+      let x = v128.load32_splat(a);
+      d00 = i32x4.add(d00, i32x4.dot_i16x8_s(x, b0)); d01 = i32x4.add(d01, i32x4.dot_i16x8_s(x, b1));
+      x = v128.load32_splat(a, 4);
+      d10 = i32x4.add(d10, i32x4.dot_i16x8_s(x, b0)); d11 = i32x4.add(d11, i32x4.dot_i16x8_s(x, b1));
+      x = v128.load32_splat(a, 8);
+      d20 = i32x4.add(d20, i32x4.dot_i16x8_s(x, b0)); d21 = i32x4.add(d21, i32x4.dot_i16x8_s(x, b1));
+      x = v128.load32_splat(a, 12);
+      d30 = i32x4.add(d30, i32x4.dot_i16x8_s(x, b0)); d31 = i32x4.add(d31, i32x4.dot_i16x8_s(x, b1));
+      b0 = v128.load(bp, 32);
+      b1 = v128.load(bp, 48);
+      x = v128.load32_splat(a, 16);
+      d00 = i32x4.add(d00, i32x4.dot_i16x8_s(x, b0)); d01 = i32x4.add(d01, i32x4.dot_i16x8_s(x, b1));
+      x = v128.load32_splat(a, 20);
+      d10 = i32x4.add(d10, i32x4.dot_i16x8_s(x, b0)); d11 = i32x4.add(d11, i32x4.dot_i16x8_s(x, b1));
+      x = v128.load32_splat(a, 24);
+      d20 = i32x4.add(d20, i32x4.dot_i16x8_s(x, b0)); d21 = i32x4.add(d21, i32x4.dot_i16x8_s(x, b1));
+      x = v128.load32_splat(a, 28);
+      d30 = i32x4.add(d30, i32x4.dot_i16x8_s(x, b0)); d31 = i32x4.add(d31, i32x4.dot_i16x8_s(x, b1));
+      a += 32;
+      bp += 64;
+    }
+    if (bp < end) {
       const b0 = v128.load(bp);
       const b1 = v128.load(bp, 16);
       let x = v128.load32_splat(a);
@@ -180,15 +215,18 @@ function microI16x3x8(c0: usize, c1: usize, c2: usize, a: usize, s0: usize, s1: 
       d10 = i32x4.add(d10, i32x4.dot_i16x8_s(x, b0)); d11 = i32x4.add(d11, i32x4.dot_i16x8_s(x, b1));
       x = v128.load32_splat(a, 8);
       d20 = i32x4.add(d20, i32x4.dot_i16x8_s(x, b0)); d21 = i32x4.add(d21, i32x4.dot_i16x8_s(x, b1));
-      a += 12;
+      x = v128.load32_splat(a, 12);
+      d30 = i32x4.add(d30, i32x4.dot_i16x8_s(x, b0)); d31 = i32x4.add(d31, i32x4.dot_i16x8_s(x, b1));
+      a += 16;
       bp += 32;
-    } while (bp < end);
+    }
     const so = <usize>b << 2;
     const w0 = v128.load(sp + (<usize>b << 5)), w1 = v128.load(sp + (<usize>b << 5), 16);
     const first = !acc && b == 0;
     finishRowI16(c0, d00, d01, v128.load32_splat(s0 + so), w0, w1, first);
     finishRowI16(c1, d10, d11, v128.load32_splat(s1 + so), w0, w1, first);
     finishRowI16(c2, d20, d21, v128.load32_splat(s2 + so), w0, w1, first);
+    finishRowI16(c3, d30, d31, v128.load32_splat(s3 + so), w0, w1, first);
   }
 }
 
@@ -208,7 +246,7 @@ function microI16x3x8(c0: usize, c1: usize, c2: usize, a: usize, s0: usize, s1: 
 // ---- tasks --------------------------------------------------------------------------------------
 
 /**
- * First task: rows [m0, m1) of a [M, Kc] into the tiles at qt and the scales sa (m0 % 3 == 0), and
+ * First task: rows [m0, m1) of a [M, Kc] into the tiles at qt and the scales sa (m0 % TILE_ROWS == 0), and
  * panels [p0, p1) of B (B(j, t) = F[j·sj + t·st]) into packed (panel p at packed + p·panelBytes).
  */
 export function gemmI16Prepare(a: usize, Kc: i32, m0: i32, m1: i32, qt: usize, sa: usize, F: usize, sj: i32, st: i32, Nout: i32, p0: i32, p1: i32, packed: usize, scratch: usize): void {
@@ -220,7 +258,7 @@ export function gemmI16Prepare(a: usize, Kc: i32, m0: i32, m1: i32, qt: usize, s
 }
 
 /**
- * Second task: output rows [m0, m1) (m0 % 3 == 0) x panels [p0, p1) of c [M, Nout] from the tiles
+ * Second task: output rows [m0, m1) (m0 % TILE_ROWS == 0) x panels [p0, p1) of c [M, Nout] from the tiles
  * and panels gemmI16Prepare wrote. accumulate != 0 adds to c.
  */
 export function gemmI16Run(c: usize, M: i32, Nout: i32, Kc: i32, qt: usize, sa: usize, packed: usize, m0: i32, m1: i32, p0: i32, p1: i32, accumulate: i32, scratch: usize): void {
@@ -233,22 +271,22 @@ export function gemmI16Run(c: usize, M: i32, Nout: i32, Kc: i32, qt: usize, sa: 
   const perBlock = max(1, L2_PANEL_BYTES / panelBytes);
   for (let pb = p0; pb < p1; pb += perBlock) {
     const pe = min(p1, pb + perBlock);
-    for (let i = m0; i < m1; i += 3) {
-      const rows = min(3, M - i);
-      const i1 = i + min(1, rows - 1), i2 = i + min(2, rows - 1);
-      const at = qt + <usize>(i / 3) * <usize>(6 * Kc);
-      const s0 = sa + (<usize>(i * nb) << 2), s1 = sa + (<usize>(i1 * nb) << 2), s2 = sa + (<usize>(i2 * nb) << 2);
+    for (let i = m0; i < m1; i += TILE_ROWS) {
+      const rows = min(TILE_ROWS, M - i);
+      const i1 = i + min(1, rows - 1), i2 = i + min(2, rows - 1), i3 = i + min(3, rows - 1);
+      const at = qt + <usize>(i / TILE_ROWS) * <usize>(2 * TILE_ROWS * Kc);
+      const s0 = sa + (<usize>(i * nb) << 2), s1 = sa + (<usize>(i1 * nb) << 2), s2 = sa + (<usize>(i2 * nb) << 2), s3 = sa + (<usize>(i3 * nb) << 2);
       for (let p = pb; p < pe; p++) {
         const bp = packed + <usize>p * <usize>panelBytes;
         const cij = c + <usize>i * ldc + <usize>(8 * p) * 4;
         const cols = min(8, Nout - 8 * p);
-        if (cols == 8 && rows == 3) {
-          microI16x3x8(cij, cij + ldc, cij + 2 * ldc, at, s0, s1, s2, bp, Kc, acc);
+        if (cols == 8 && rows == TILE_ROWS) {
+          microI16x4x8(cij, cij + ldc, cij + 2 * ldc, cij + 3 * ldc, at, s0, s1, s2, s3, bp, Kc, acc);
         } else {
           for (let r = 0; r < rows; r++) for (let jj = 0; jj < cols; jj++) {
             store<f32>(spill + <usize>(r * 8 + jj) * 4, load<f32>(cij + <usize>r * ldc + <usize>jj * 4));
           }
-          microI16x3x8(spill, spill + 32, spill + 64, at, s0, s1, s2, bp, Kc, acc);
+          microI16x4x8(spill, spill + 32, spill + 64, spill + 96, at, s0, s1, s2, s3, bp, Kc, acc);
           for (let r = 0; r < rows; r++) for (let jj = 0; jj < cols; jj++) {
             store<f32>(cij + <usize>r * ldc + <usize>jj * 4, load<f32>(spill + <usize>(r * 8 + jj) * 4));
           }

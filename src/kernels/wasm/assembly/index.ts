@@ -26,5 +26,5 @@ export * from './attention';
 export { attentionForwardDecode, attentionDecodeMerge, attentionDecodeScratchBytes, attentionDecodePartialFloats } from './attention-decode';
 export * from './loss';
 export * from './optim';
-export { gemmI16Prepare, gemmI16Run, gemmI16PanelBytes, gemmI16ScratchBytes } from './gemm-i16';
+export { gemmI16Prepare, gemmI16Run, gemmI16PanelBytes, gemmI16ScratchBytes, gemmI16TileBytes } from './gemm-i16';
 export { gemmI8Prepare, gemmI8Run, gemmI8PanelBytes, gemmI8ScratchBytes } from './gemm-i8';
