@@ -5,8 +5,9 @@
 //   model and the adapter as GGUF files llama.cpp loads. The run folder holds the PEFT adapter and
 //   loss.svg. Everything it reads is in this package (assets/demo, made by `npm run demo:make`).
 // Not here: the command line and its bars (cli/demo.ts).
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, IoError } from './errors.js';
 import { exportModel } from './export/index.js';
@@ -50,7 +51,7 @@ export function demoDataPath(): string {
 export const DEMO_PROMPT = 'Once upon a time,';
 
 export interface DemoOptions {
-  /** Output folder (created; must not exist unless `overwrite`). */
+  /** Output folder (created; must not exist unless `overwrite`, which replaces it once the new demo is whole and keeps it if the demo fails). */
   readonly out: string;
   readonly overwrite?: boolean;
   /** Optimizer steps of the fine-tune (default 120). */
@@ -91,15 +92,36 @@ export function demoTrainConfig(model: string, data: string, steps: number): Run
 export async function runDemo(opts: DemoOptions): Promise<DemoReport> {
   const t0 = performance.now();
   const out = resolve(opts.out);
+  // An earlier output replaced with `overwrite` is moved aside, not deleted, until the new one is
+  // whole: the new one must be built in place (its run records the 4-bit base's path), and a demo
+  // that fails or is stopped part-way gives the earlier folder back.
+  let earlier: string | null = null;
+  if (existsSync(out)) {
+    if (opts.overwrite !== true) throw new ConfigError('the demo output folder exists', { file: out, hint: 'pass --overwrite to replace it, or --out DIR' });
+    if (!statSync(out).isDirectory()) throw new ConfigError('the demo output is not a folder', { file: out });
+    earlier = join(dirname(out), `.${basename(out)}.old-${randomBytes(4).toString('hex')}`);
+    try {
+      renameSync(out, earlier);
+    } catch (cause) {
+      throw new IoError('cannot move the earlier demo output aside to replace it', { file: out, cause });
+    }
+  }
+  try {
+    const report = await buildDemo(opts, out, t0);
+    if (earlier !== null) rmSync(earlier, { recursive: true, force: true });
+    return report;
+  } catch (err) {
+    rmSync(out, { recursive: true, force: true });
+    if (earlier !== null) renameSync(earlier, out);
+    throw err;
+  }
+}
+
+async function buildDemo(opts: DemoOptions, out: string, t0: number): Promise<DemoReport> {
   const steps = opts.steps ?? 120;
   const prompt = opts.prompt ?? DEMO_PROMPT;
   const maxNewTokens = opts.maxNewTokens ?? 160;
   const phase = opts.onPhase ?? ((): void => {});
-  if (existsSync(out)) {
-    if (opts.overwrite !== true) throw new ConfigError('the demo output folder exists', { file: out, hint: 'pass --overwrite to replace it, or --out DIR' });
-    if (!statSync(out).isDirectory()) throw new ConfigError('the demo output is not a folder', { file: out });
-    rmSync(out, { recursive: true, force: true });
-  }
   mkdirSync(out, { recursive: true });
   const nf4 = join(out, 'model-nf4');
   const runDir = join(out, 'run');

@@ -5,7 +5,7 @@
 // the same as JSON and refuses to overwrite without --overwrite. The library's progress callbacks
 // (transformers.js's shape) are checked on the same run.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -101,5 +101,23 @@ describe('the embedded demo', () => {
     const again = await qlora('demo', '--out', out, '--steps', '20');
     assert.equal(again.code, 2);
     assert.match(again.stderr, /exists.*--overwrite/);
+    writeFileSync(join(out, 'mine.txt'), 'kept until replaced');
+    const replaced = await qlora('demo', '--out', out, '--steps', '10', '--overwrite', '--json');
+    assert.equal(replaced.code, 0, replaced.stderr);
+    assert.equal((JSON.parse(replaced.stdout) as DemoReport).steps, 10);
+    assert.ok(!existsSync(join(out, 'mine.txt')));
+    assert.deepEqual(readdirSync(dir).filter((n) => n.includes('.old-')), []);
+  });
+
+  it('--overwrite gives the earlier output back when the new demo fails part-way', async () => {
+    const out = join(dir, 'kept');
+    mkdirSync(out);
+    writeFileSync(join(out, 'mine.txt'), 'keep me');
+    const kernels = new RefKernels();
+    // steps 0 is refused by the trainer, after the demo has quantized into the new folder.
+    await assert.rejects(runDemo({ out, overwrite: true, steps: 0, kernels }), { name: 'ConfigError', message: /maxSteps/ });
+    assert.equal(readFileSync(join(out, 'mine.txt'), 'utf8'), 'keep me');
+    assert.deepEqual(readdirSync(out), ['mine.txt']);
+    assert.deepEqual(readdirSync(dir).filter((n) => n.includes('.old-')), []);
   });
 });
