@@ -171,8 +171,9 @@ function packPanelI16(panel: usize, F: usize, sj: i32, st: i32, Nout: i32, Kc: i
 
 /**
  * 4x8 tile over all blocks: row r of c (+)= Σ_b f32(f32(dot) · f32(sa(r, b) · sw(·, b))), block
- * after block. a: the tile's pairs; s_r: row r's block scales; bp: the panel. Two pairs a step
- * (the loop's own instructions are a sixth of a one-pair step).
+ * after block. a: the tile's pairs; s_r: row r's block scales; bp: the panel. One pair a step:
+ * V8 11 (Node 20) hoists the loads of a two-pair step ahead of its dots and spills accumulators
+ * (measured 20.5 vs 27 G multiply-adds/s a thread).
  */
 function microI16x4x8(c0: usize, c1: usize, c2: usize, c3: usize, a: usize, s0: usize, s1: usize, s2: usize, s3: usize, bp: usize, Kc: i32, acc: bool): void {
   const nb = blocksOf(Kc);
@@ -181,32 +182,7 @@ function microI16x4x8(c0: usize, c1: usize, c2: usize, c3: usize, a: usize, s0: 
     let d00 = i32x4.splat(0), d01 = d00, d10 = d00, d11 = d00, d20 = d00, d21 = d00, d30 = d00, d31 = d00;
     const pairs = min(BLOCK, Kc - b * BLOCK) >> 1;
     const end = bp + <usize>(32 * pairs);
-    const end2 = bp + <usize>(32 * (pairs & ~1));
-    while (bp < end2) {
-      let b0 = v128.load(bp);
-      let b1 = v128.load(bp, 16);
-      let x = v128.load32_splat(a);
-      d00 = i32x4.add(d00, i32x4.dot_i16x8_s(x, b0)); d01 = i32x4.add(d01, i32x4.dot_i16x8_s(x, b1));
-      x = v128.load32_splat(a, 4);
-      d10 = i32x4.add(d10, i32x4.dot_i16x8_s(x, b0)); d11 = i32x4.add(d11, i32x4.dot_i16x8_s(x, b1));
-      x = v128.load32_splat(a, 8);
-      d20 = i32x4.add(d20, i32x4.dot_i16x8_s(x, b0)); d21 = i32x4.add(d21, i32x4.dot_i16x8_s(x, b1));
-      x = v128.load32_splat(a, 12);
-      d30 = i32x4.add(d30, i32x4.dot_i16x8_s(x, b0)); d31 = i32x4.add(d31, i32x4.dot_i16x8_s(x, b1));
-      b0 = v128.load(bp, 32);
-      b1 = v128.load(bp, 48);
-      x = v128.load32_splat(a, 16);
-      d00 = i32x4.add(d00, i32x4.dot_i16x8_s(x, b0)); d01 = i32x4.add(d01, i32x4.dot_i16x8_s(x, b1));
-      x = v128.load32_splat(a, 20);
-      d10 = i32x4.add(d10, i32x4.dot_i16x8_s(x, b0)); d11 = i32x4.add(d11, i32x4.dot_i16x8_s(x, b1));
-      x = v128.load32_splat(a, 24);
-      d20 = i32x4.add(d20, i32x4.dot_i16x8_s(x, b0)); d21 = i32x4.add(d21, i32x4.dot_i16x8_s(x, b1));
-      x = v128.load32_splat(a, 28);
-      d30 = i32x4.add(d30, i32x4.dot_i16x8_s(x, b0)); d31 = i32x4.add(d31, i32x4.dot_i16x8_s(x, b1));
-      a += 32;
-      bp += 64;
-    }
-    if (bp < end) {
+    do {
       const b0 = v128.load(bp);
       const b1 = v128.load(bp, 16);
       let x = v128.load32_splat(a);
@@ -219,7 +195,7 @@ function microI16x4x8(c0: usize, c1: usize, c2: usize, c3: usize, a: usize, s0: 
       d30 = i32x4.add(d30, i32x4.dot_i16x8_s(x, b0)); d31 = i32x4.add(d31, i32x4.dot_i16x8_s(x, b1));
       a += 16;
       bp += 32;
-    }
+    } while (bp < end);
     const so = <usize>b << 2;
     const w0 = v128.load(sp + (<usize>b << 5)), w1 = v128.load(sp + (<usize>b << 5), 16);
     const first = !acc && b == 0;
