@@ -38,6 +38,12 @@ export interface AttentionDims {
   readonly kvStride?: number;
 }
 
+/** A frozen f32 weight packed by Kernels.packInt16 (opaque to callers). */
+export interface Int16Weight {
+  readonly rows: number;
+  readonly cols: number;
+}
+
 export interface Kernels {
   readonly name: KernelBackendName;
   /** Worker threads the backend computes with (1 for ref). */
@@ -47,6 +53,11 @@ export interface Kernels {
    * (relaxed-fused, relaxed or simd), threads and the 4-bit matmuls' arithmetic.
    */
   readonly description: string;
+  /**
+   * Whether the frozen matmuls of training take the int16 arithmetic (ref/matmul-int16.ts): the
+   * 4-bit ones inside matmulXWtQ4 / matmulDyWQ4, and an f32 head through packInt16.
+   */
+  readonly int16Activations: boolean;
   /** Byte budget of 4-bit weights the backend keeps resident (wasm: uploaded copies under LRU; ref: 0). */
   readonly residentWeightBytes: number;
   /**
@@ -83,6 +94,18 @@ export interface Kernels {
   matmulDyWQ4(dx: Float32Array, dy: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void;
   /** out[(r1-r0)*cols] = dequant(w) rows r0..r1-1, f32 (FORMATS.md §3.6 arithmetic). */
   dequantizeQ4Rows(out: Float32Array, w: Quant4Weight, r0: number, r1: number): void;
+  /**
+   * A frozen f32 weight w[N, K] made ready for the int16 products below (ref/matmul-int16.ts with
+   * B = w, and B = wᵀ for the input gradient); w must not change until releaseInt16. The lm head of
+   * training uses it: packed once per step instead of once per row chunk.
+   */
+  packInt16(w: Float32Array, N: number, K: number): Int16Weight;
+  /** y[M,N] (+)= x[M,K]·wᵀ in the int16 arithmetic. */
+  matmulXWtInt16(y: Float32Array, x: Float32Array, w: Int16Weight, M: number, accumulate: boolean): void;
+  /** dx[M,K] (+)= dy[M,N]·w in the int16 arithmetic. */
+  matmulDyWInt16(dx: Float32Array, dy: Float32Array, w: Int16Weight, M: number, accumulate: boolean): void;
+  /** Frees what packInt16 made (once). */
+  releaseInt16(w: Int16Weight): void;
 
   // ---- bitsandbytes blockwise quantization (bit-exact with the torch/CPU path, FORMATS.md §3.3) --
   /**

@@ -39,7 +39,7 @@ import {
 } from '../nn/decoder-layer.js';
 import { dropoutKey } from '../nn/dropout.js';
 import { embeddingBackward, embeddingForward } from '../nn/embedding.js';
-import { createLinearCache, linearBackward, linearForward, maxLoraRank, type Linear, type LoraSlot } from '../nn/linear.js';
+import { createLinearCache, linearBackward, linearForward, maxLoraRank, packFrozenInt16, type Linear, type LoraSlot } from '../nn/linear.js';
 import { crossEntropyBackward, crossEntropyForward, IGNORE_INDEX, shiftLabels, type LossResult } from '../nn/loss.js';
 import { buildRopeTables, type RopeParams, type RopeTables } from '../nn/rope.js';
 import { rmsnormBackward, rmsnormForward, type RmsNorm } from '../nn/rmsnorm.js';
@@ -352,14 +352,24 @@ export class LlamaModel<C extends LlamaDims = ModelConfig, Tok = TextTokenizer> 
       const losses = arena.f32(R);
       const grad = arena.f32(N * C);
       let sum = 0;
-      for (let r0 = 0; r0 < N; r0 += R) {
-        const rows = Math.min(R, N - r0);
-        const tg = targets.subarray(r0, r0 + rows);
-        linearForward(k, logits, headCache, this.weights.lmHead, xn.subarray(r0 * C, (r0 + rows) * C), rows, headXa);
-        sum += crossEntropyForward(k, losses, logits, tg, rows, V).sum;
-        if (!backward) continue;
-        crossEntropyBackward(k, dlogits, logits, tg, rows, V, count, lossScale);
-        linearBackward(k, grad.subarray(r0 * C, (r0 + rows) * C), dlogits, headCache, this.weights.lmHead, rows, dxa);
+      // A frozen f32 head under int16 kernels is packed once for every chunk of this call.
+      const headInt16 = packFrozenInt16(k, this.weights.lmHead);
+      try {
+        for (let r0 = 0; r0 < N; r0 += R) {
+          const rows = Math.min(R, N - r0);
+          const tg = targets.subarray(r0, r0 + rows);
+          const xr = xn.subarray(r0 * C, (r0 + rows) * C);
+          if (headInt16 !== null) k.matmulXWtInt16(logits, xr, headInt16, rows, false);
+          else linearForward(k, logits, headCache, this.weights.lmHead, xr, rows, headXa);
+          sum += crossEntropyForward(k, losses, logits, tg, rows, V).sum;
+          if (!backward) continue;
+          crossEntropyBackward(k, dlogits, logits, tg, rows, V, count, lossScale);
+          const gr = grad.subarray(r0 * C, (r0 + rows) * C);
+          if (headInt16 !== null) k.matmulDyWInt16(gr, dlogits, headInt16, rows, true);
+          else linearBackward(k, gr, dlogits, headCache, this.weights.lmHead, rows, dxa);
+        }
+      } finally {
+        if (headInt16 !== null) k.releaseInt16(headInt16);
       }
       const result: LossResult = { loss: count > 0 ? sum / count : Number.NaN, sum, count };
       if (!backward) return result;

@@ -11,7 +11,8 @@
 // Not here: choosing the weight type (quant/ plans it, model/ loads it), optimiser state.
 // Gradients: the base weight and bias are frozen in QLoRA, so backward produces dx, dA, dB; in
 // full-parameter training (f32 weights) a Linear also carries dW / db buffers, accumulated here.
-import type { Kernels } from '../kernels/kernels.js';
+import type { Int16Weight, Kernels } from '../kernels/kernels.js';
+import { INT16_MAX_WEIGHT_ELEMENTS } from '../kernels/ref/matmul-int16.js';
 import { dropoutBackwardAdd, dropoutForward } from './dropout.js';
 import { dequantizeGgml, type GgmlType } from '../quant/ggml/index.js';
 import type { Quant4Weight } from '../quant/types.js';
@@ -129,6 +130,20 @@ export function linearForwardShared(k: Kernels, ys: readonly Float32Array[], cac
   }
   k.matmulXWtQ4Many(q4.map((i) => ys[i]), x, q4.map((i) => (lins[i].weight as { q: Quant4Weight }).q), M, false);
   for (let i = 0; i < lins.length; i++) finishForward(k, ys[i], caches[i], lins[i], x, M, xaScaled[i]);
+}
+
+/**
+ * The Linear's f32 weight packed for the int16 products (Kernels.packInt16) when the kernels train
+ * in int16 and the Linear is a plain frozen one (f32, no LoRA, bias or gradient; even dims; within
+ * INT16_MAX_WEIGHT_ELEMENTS, so the packed copies stay under 128 MiB): the tied or untied lm head
+ * of a LoRA run. Else null. The caller releases it.
+ */
+export function packFrozenInt16(k: Kernels, lin: Linear): Int16Weight | null {
+  const w = lin.weight;
+  const { inFeatures: K, outFeatures: N } = lin;
+  if (!k.int16Activations || w.kind !== 'f32' || lin.lora !== null || lin.bias !== null || (lin.grad ?? null) !== null) return null;
+  if (K % 2 !== 0 || N % 2 !== 0 || N * K > INT16_MAX_WEIGHT_ELEMENTS) return null;
+  return k.packInt16(w.data, N, K);
 }
 
 /** y = x·Wᵀ with the frozen base weight only. */

@@ -190,6 +190,44 @@ for (const variant of ['relaxed', 'simd'] as const) {
         }
       });
 
+      test('a packed frozen f32 weight (packInt16) equals the reference twin, both directions, until released', () => {
+        const ref = new RefKernels({ int16Activations: true });
+        for (const [N, K] of [[64, 172], [37 * 2, 96], [1000, 64]] as const) {
+          const w = rand(N * K, N + K);
+          const pw = k.packInt16(w, N, K);
+          const pr = ref.packInt16(w, N, K);
+          for (const M of [1, 5, 33]) {
+            for (const accumulate of [false, true]) {
+              const x = rand(M * K, M);
+              const want = rand(M * N, M + 1);
+              const got = Float32Array.from(want);
+              ref.matmulXWtInt16(want, x, pr, M, accumulate);
+              k.matmulXWtInt16(got, x, pw, M, accumulate);
+              assert.deepEqual(got, want, `forward ${N}x${K} M=${M} acc=${accumulate}`);
+              const dy = rand(M * N, M + 2);
+              const wantDx = rand(M * K, M + 3);
+              const gotDx = Float32Array.from(wantDx);
+              ref.matmulDyWInt16(wantDx, dy, pr, M, accumulate);
+              k.matmulDyWInt16(gotDx, dy, pw, M, accumulate);
+              assert.deepEqual(gotDx, wantDx, `input gradient ${N}x${K} M=${M} acc=${accumulate}`);
+            }
+          }
+          // The twin is the int16 product of the weight itself.
+          const x = rand(3 * K, 1);
+          const y = new Float32Array(3 * N);
+          const direct = new Float32Array(3 * N);
+          ref.matmulXWtInt16(y, x, pr, 3, false);
+          int16ProductRef(direct, x, 3, K, w, K, 1, N, false);
+          assert.deepEqual(y, direct);
+          k.releaseInt16(pw);
+          ref.releaseInt16(pr);
+          assert.throws(() => k.matmulXWtInt16(new Float32Array(N), new Float32Array(K), pw, 1, false), /not a live packInt16 weight/);
+          assert.throws(() => k.releaseInt16(pw), /not a live packInt16 weight/);
+          assert.throws(() => ref.matmulDyWInt16(new Float32Array(K), new Float32Array(N), pr, 1, false), /not a live packInt16 weight/);
+        }
+        assert.throws(() => k.packInt16(new Float32Array(3 * 4), 3, 4), /even/);
+      });
+
       test('q/k/v-style groups (matmulXWtQ4Many) equal one call per weight', () => {
         const K = 192;
         const group = [quantizeTensor(rand(40 * K, 1), [40, K], s('nf4', 64, true, 'blockwise')),

@@ -9,6 +9,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { openCheckpoint, type TensorSource } from '../../src/formats/safetensors.js';
+import { createKernels } from '../../src/kernels/index.js';
+import type { Kernels } from '../../src/kernels/kernels.js';
 import { RefKernels } from '../../src/kernels/ref/index.js';
 import { matmulDyWRef, matmulXWtRef } from '../../src/kernels/ref/matmul.js';
 import type { LlamaModel } from '../../src/model/llama.js';
@@ -61,8 +63,9 @@ describe('training arithmetic vs the exact path on the golden batch (stories260K
   let ids: Int32Array;
   const grads = new Map<string, Map<string, Float32Array>>();
   const losses = new Map<string, number>();
+  let wasm: Kernels;
 
-  async function run(name: string, kernels: RefKernels): Promise<void> {
+  async function run(name: string, kernels: Kernels): Promise<void> {
     const model: LlamaModel = await loadModel(fixture('models', 'stories260K'), { kernels, quant: resolveQuantizationConfig() });
     for (const key of adapter.names()) {
       if (!key.endsWith('.lora_A.weight')) continue;
@@ -110,8 +113,13 @@ describe('training arithmetic vs the exact path on the golden batch (stories260K
     await run('int16', new RefKernels({ int16Activations: true }));
     await run('bf16', new Bf16ComputeKernels());
     await run('int8', new RefKernels({ int8Activations: true }));
+    wasm = await createKernels({ backend: 'wasm', threads: 2, int16Activations: true });
+    await run('wasm int16', wasm);
   });
-  after(() => adapter.close());
+  after(async () => {
+    adapter.close();
+    await wasm.dispose();
+  });
 
   it('int16 gradients are closer to the exact ones than bf16 compute\'s, on every measure', () => {
     const int16 = errors('int16');
@@ -123,5 +131,12 @@ describe('training arithmetic vs the exact path on the golden batch (stories260K
     assert.ok(int16.maxRel <= bf16.maxRel, `max rel: int16 ${int16.maxRel} vs bf16 ${bf16.maxRel}`);
     assert.ok(int16.l2Rel <= bf16.l2Rel, `L2 rel: int16 ${int16.l2Rel} vs bf16 ${bf16.l2Rel}`);
     assert.ok(int16.loss <= bf16.loss, `loss: int16 ${int16.loss} vs bf16 ${bf16.loss}`);
+  });
+
+  it('the wasm backend\'s int16 training is as close (its kernels equal the twins; the rest differs in summation order)', () => {
+    const wasmErr = errors('wasm int16');
+    const int16 = errors('int16');
+    assert.ok(wasmErr.maxRel <= 2 * int16.maxRel, `wasm ${wasmErr.maxRel} vs ref ${int16.maxRel}`);
+    assert.ok(wasmErr.l2Rel <= 2 * int16.l2Rel, `wasm ${wasmErr.l2Rel} vs ref ${int16.l2Rel}`);
   });
 });

@@ -6,18 +6,31 @@
 import { ShapeError } from '../../errors.js';
 import { dequantizeQ4RowsRef, quantizeBlockwise4Ref } from '../../quant/blockwise.js';
 import type { Quant4Weight } from '../../quant/types.js';
-import type { AttentionDims, Kernels } from '../kernels.js';
+import type { AttentionDims, Int16Weight, Kernels } from '../kernels.js';
 import { siluMulBackwardRef, siluMulForwardRef, softmaxRowsRef } from './act.js';
 import { attentionBackwardRef, attentionForwardRef } from './attention.js';
 import { checkAttention, checkBuffers, checkCrossEntropy, checkEmbedding, checkQuant4, checkQuant4Many, checkRope, kvLength, requireDims, requireLength } from './check.js';
 import { embeddingBackwardRef, embeddingForwardRef } from './embedding.js';
 import { crossEntropyBackwardRef, crossEntropyForwardRef } from './loss.js';
 import { int8ActivationsApply, matmulXWtQ4Int8Ref } from './matmul-int8.js';
-import { int16Apply, matmulDyWQ4Int16Ref, matmulXWtQ4Int16Ref } from './matmul-int16.js';
+import { int16Apply, int16ProductRef, matmulDyWQ4Int16Ref, matmulXWtQ4Int16Ref } from './matmul-int16.js';
 import { matmulDytXRef, matmulDyWQ4Ref, matmulDyWRef, matmulXWtQ4Ref, matmulXWtRef } from './matmul.js';
 import { rmsnormBackwardRef, rmsnormForwardRef } from './norm.js';
 import { adamwStepRef, scaleRef, sumSquaresRef } from './optim.js';
 import { ropeRef } from './rope.js';
+
+interface RefInt16Weight extends Int16Weight {
+  readonly data: Float32Array;
+  live: boolean;
+}
+
+function liveInt16(kernel: string, w: Int16Weight): RefInt16Weight {
+  const pw = w as Partial<RefInt16Weight>;
+  if (!(pw.data instanceof Float32Array) || pw.live !== true) {
+    throw new ShapeError(`${kernel}: not a live packInt16 weight of the ref backend (released, or from another backend?)`, { expected: 'a packInt16 result' });
+  }
+  return pw as RefInt16Weight;
+}
 
 /** The arithmetic of a backend's 4-bit matmuls, as its description names it. */
 export function activationsName(k: { readonly int8Activations: boolean; readonly int16Activations: boolean }): 'int8' | 'int16' | 'f32' {
@@ -107,6 +120,30 @@ export class RefKernels implements Kernels {
     }
     requireLength('dequantizeQ4Rows', 'out', out, (r1 - r0) * w.cols);
     dequantizeQ4RowsRef(out, w, r0, r1);
+  }
+
+  packInt16(w: Float32Array, N: number, K: number): Int16Weight {
+    checkBuffers('packInt16', { N, K }, [['w', w, N * K]]);
+    if (N % 2 !== 0 || K % 2 !== 0) throw new ShapeError('packInt16: both dims must be even (the int16 product takes pairs)', { field: 'N,K', expected: 'even', got: `${N},${K}` });
+    // The reference quantizes the weight inside every product (the same integers each time).
+    const packed: RefInt16Weight = { rows: N, cols: K, data: Float32Array.from(w.subarray(0, N * K)), live: true };
+    return packed;
+  }
+
+  matmulXWtInt16(y: Float32Array, x: Float32Array, w: Int16Weight, M: number, accumulate: boolean): void {
+    const pw = liveInt16('matmulXWtInt16', w);
+    checkBuffers('matmulXWtInt16', { M }, [['y', y, M * pw.rows], ['x', x, M * pw.cols]]);
+    int16ProductRef(y, x, M, pw.cols, pw.data, pw.cols, 1, pw.rows, accumulate);
+  }
+
+  matmulDyWInt16(dx: Float32Array, dy: Float32Array, w: Int16Weight, M: number, accumulate: boolean): void {
+    const pw = liveInt16('matmulDyWInt16', w);
+    checkBuffers('matmulDyWInt16', { M }, [['dx', dx, M * pw.cols], ['dy', dy, M * pw.rows]]);
+    int16ProductRef(dx, dy, M, pw.rows, pw.data, 1, pw.cols, pw.cols, accumulate);
+  }
+
+  releaseInt16(w: Int16Weight): void {
+    liveInt16('releaseInt16', w).live = false;
   }
 
   quantizeBlockwise4(packed: Uint8Array, absmax: Float32Array, x: Float32Array, n: number, blockSize: number, type: 'nf4' | 'fp4'): void {

@@ -9,7 +9,7 @@
 import { ShapeError } from '../../errors.js';
 import { FP4_MIDPOINTS_SORTED, FP4_SORTED_INDEX_TO_CODE, NF4_MIDPOINTS } from '../../quant/codebooks.js';
 import type { Quant4Weight } from '../../quant/types.js';
-import type { AttentionDims, Kernels } from '../kernels.js';
+import type { AttentionDims, Int16Weight, Kernels } from '../kernels.js';
 import { RefKernels, activationsName } from '../ref/index.js';
 import { int8ActivationsApply } from '../ref/matmul-int8.js';
 import { INT16_BLOCK, INT16_MIN_ROWS, int16Apply } from '../ref/matmul-int16.js';
@@ -85,6 +85,17 @@ export interface WasmKernelsOptions {
    * (assembly/gemm-i16.ts; arithmetic and error in ref/matmul-int16.ts). Default false: exact f32.
    */
   readonly int16Activations?: boolean;
+}
+
+/** n rounded up to a whole number of cache lines. */
+const align64 = (n: number): number => Math.ceil(n / 64) * 64;
+
+/** packInt16's weight: the forward (w) and input-gradient (wᵀ) panels in one heap block. */
+interface WasmInt16Weight extends Int16Weight {
+  readonly fwd: number;
+  readonly dx: number;
+  readonly owner: WasmKernels;
+  live: boolean;
 }
 
 /** A [m0, m1, n0, n1) share of an output. */
@@ -424,35 +435,117 @@ export class WasmKernels implements Kernels {
    * The int16 product (assembly/gemm-i16.ts) c[M, Nout] (+)= a[M, Kc]·Bᵀ, B(j, t) = W[j·sj + t·st]
    * of the 4-bit weight w (descriptor d) dequantized once into f32. Three pool tasks: dequantize
    * (by weight rows), quantize a and pack B's panels (by 4-row tiles and by panels), then the
-   * product split by panel pairs (columns: no shared cache line of a row) or by 4-row tiles.
+   * product (int16Run).
    */
   private gemmInt16(pc: number, pa: number, M: number, Kc: number, d: number, w: Quant4Weight, sj: number, st: number, Nout: number, accumulate: boolean): void {
-    const align = (n: number): number => Math.ceil(n / 64) * 64;
-    const nb = Math.ceil(Kc / INT16_BLOCK);
-    const panelBytes = this.pool.exports.gemmI16PanelBytes(Kc);
     const panels = Math.ceil(Nout / 8);
-    const fBytes = align(w.rows * w.cols * 4);
-    const tileBytes = align(this.pool.exports.gemmI16TileBytes(M, Kc));
-    const scaleBytes = align(M * nb * 4);
-    const need = fBytes + tileBytes + scaleBytes + panels * panelBytes;
-    if (this.int16Area.bytes < need) {
-      if (this.int16Area.bytes > 0) this.heap.free(this.int16Area.off);
-      this.int16Area = { off: this.heap.alloc(need), bytes: need };
-    }
-    const F = this.int16Area.off;
+    const fBytes = align64(w.rows * w.cols * 4);
+    const rowBytes = this.int16RowBytes(M, Kc);
+    const F = this.int16Scratch(fBytes + rowBytes + panels * this.pool.exports.gemmI16PanelBytes(Kc));
     const qt = F + fBytes;
-    const sa = qt + tileBytes;
-    const packed = sa + scaleBytes;
+    const packed = qt + rowBytes;
     this.pool.run('q4DequantizeRows', this.rowsOf(w.rows, w.rows * w.cols * 4).map(([a, b]) => [d, a, b, F + a * w.cols * 4]));
-    const parts = this.rowsOf(this.threads, 2 * M * Nout * Kc).length;
+    this.int16Prepare(pa, M, Kc, qt, F, sj, st, Nout, panels, packed);
+    this.int16Run(pc, M, Nout, Kc, qt, packed, accumulate);
+  }
+
+  /** Bytes of a's tiles and block scales for M rows over Kc (tiles first, scales after). */
+  private int16RowBytes(M: number, Kc: number): number {
+    return align64(this.pool.exports.gemmI16TileBytes(M, Kc)) + align64(M * Math.ceil(Kc / INT16_BLOCK) * 4);
+  }
+
+  /** The int16 scratch area of at least `bytes` (grown on demand; one call uses it at a time). */
+  private int16Scratch(bytes: number): number {
+    if (this.int16Area.bytes < bytes) {
+      if (this.int16Area.bytes > 0) this.heap.free(this.int16Area.off);
+      this.int16Area = { off: this.heap.alloc(bytes), bytes };
+    }
+    return this.int16Area.off;
+  }
+
+  /**
+   * gemmI16Prepare over the threads: rows of a [M, Kc] into tiles at qt (scales after them, as
+   * int16RowBytes lays out), and `panels` panels of B (B(j, t) = F[j·sj + t·st], Nout columns) into packed.
+   */
+  private int16Prepare(pa: number, M: number, Kc: number, qt: number, F: number, sj: number, st: number, Nout: number, panels: number, packed: number): void {
+    const sa = qt + align64(this.pool.exports.gemmI16TileBytes(M, Kc));
+    const parts = this.rowsOf(this.threads, 2 * (M + 8) * Nout * Kc).length;
     const rowShares = evenShares(M, parts, INT16_TILE_ROWS);
     const panelShares = evenShares(panels, parts, 1);
     this.pool.run('gemmI16Prepare', rowShares.map(([m0, m1], t) => [pa, Kc, m0, m1, qt, sa, F, sj, st, Nout, panelShares[t][0], panelShares[t][1], packed, this.scratch[t]]));
+  }
+
+  /**
+   * gemmI16Run over the threads: c[M, Nout] (+)= from the tiles at qt and the panels at packed,
+   * split by panel pairs (columns: no shared cache line of a row) or by 4-row tiles.
+   */
+  private int16Run(pc: number, M: number, Nout: number, Kc: number, qt: number, packed: number, accumulate: boolean): void {
+    const sa = qt + align64(this.pool.exports.gemmI16TileBytes(M, Kc));
+    const panels = Math.ceil(Nout / 8);
+    const parts = this.rowsOf(this.threads, 2 * M * Nout * Kc).length;
     const byCols = panels >= Math.ceil(M / INT16_TILE_ROWS) || panels >= 4 * parts;
     const shares: Share[] = byCols
       ? evenShares(panels, parts, 2).map(([a, b]): Share => [0, M, a, b])
       : evenShares(M, parts, INT16_TILE_ROWS).map(([a, b]): Share => [a, b, 0, panels]);
     this.pool.run('gemmI16Run', shares.map(([m0, m1, p0, p1], t) => [pc, M, Nout, Kc, qt, sa, packed, m0, m1, p0, p1, +accumulate, this.scratch[t]]));
+  }
+
+  packInt16(w: Float32Array, N: number, K: number): Int16Weight {
+    checkBuffers('packInt16', { N, K }, [['w', w, N * K]]);
+    if (N % 2 !== 0 || K % 2 !== 0) throw new ShapeError('packInt16: both dims must be even (the int16 product takes pairs)', { field: 'N,K', expected: 'even', got: `${N},${K}` });
+    const fwdBytes = Math.ceil(N / 8) * this.pool.exports.gemmI16PanelBytes(K);
+    const dxBytes = Math.ceil(K / 8) * this.pool.exports.gemmI16PanelBytes(N);
+    const off = this.heap.alloc(fwdBytes + dxBytes);
+    const s = new Staging(this.heap);
+    try {
+      const pw = s.in(w, N * K);
+      this.int16Prepare(0, 0, K, 0, pw, K, 1, N, Math.ceil(N / 8), off);
+      this.int16Prepare(0, 0, N, 0, pw, 1, K, K, Math.ceil(K / 8), off + fwdBytes);
+    } finally {
+      s.finish();
+    }
+    const packed: WasmInt16Weight = { rows: N, cols: K, fwd: off, dx: off + fwdBytes, owner: this, live: true };
+    return packed;
+  }
+
+  matmulXWtInt16(y: Float32Array, x: Float32Array, w: Int16Weight, M: number, accumulate: boolean): void {
+    const pw = this.liveInt16('matmulXWtInt16', w);
+    const { rows: N, cols: K } = pw;
+    checkBuffers('matmulXWtInt16', { M }, [['y', y, M * N], ['x', x, M * K]]);
+    const s = new Staging(this.heap);
+    const py = s.out(y, M * N, accumulate);
+    const px = s.in(x, M * K);
+    const qt = this.int16Scratch(this.int16RowBytes(M, K));
+    this.int16Prepare(px, M, K, qt, 0, 0, 0, N, 0, 0);
+    this.int16Run(py, M, N, K, qt, pw.fwd, accumulate);
+    s.finish();
+  }
+
+  matmulDyWInt16(dx: Float32Array, dy: Float32Array, w: Int16Weight, M: number, accumulate: boolean): void {
+    const pw = this.liveInt16('matmulDyWInt16', w);
+    const { rows: N, cols: K } = pw;
+    checkBuffers('matmulDyWInt16', { M }, [['dx', dx, M * K], ['dy', dy, M * N]]);
+    const s = new Staging(this.heap);
+    const pdx = s.out(dx, M * K, accumulate);
+    const pdy = s.in(dy, M * N);
+    const qt = this.int16Scratch(this.int16RowBytes(M, N));
+    this.int16Prepare(pdy, M, N, qt, 0, 0, 0, K, 0, 0);
+    this.int16Run(pdx, M, K, N, qt, pw.dx, accumulate);
+    s.finish();
+  }
+
+  releaseInt16(w: Int16Weight): void {
+    const pw = this.liveInt16('releaseInt16', w);
+    pw.live = false;
+    this.heap.free(pw.fwd);
+  }
+
+  private liveInt16(kernel: string, w: Int16Weight): WasmInt16Weight {
+    const pw = w as Partial<WasmInt16Weight>;
+    if (pw.owner !== this || pw.live !== true) {
+      throw new ShapeError(`${kernel}: not a live packInt16 weight of this backend (released, or from another backend?)`, { expected: 'a packInt16 result of these kernels' });
+    }
+    return pw as WasmInt16Weight;
   }
 
   dequantizeQ4Rows(out: Float32Array, w: Quant4Weight, r0: number, r1: number): void {
