@@ -61,6 +61,21 @@ describe('qlora train (CLI)', () => {
     assert.ok(adapter('cut').equals(adapter('whole')));
   });
 
+  it('--activations: int16 by default (named by --verbose), f32 on request, anything else refused', () => {
+    const run = (name: string, ...extra: string[]): ReturnType<typeof spawnSync> =>
+      spawnSync(process.execPath, [CLI, '--verbose', 'train', '--config', config, '--threads', '1', '--seq-len', '64', '--max-steps', '3', '--out', join(dir, name), ...extra], { encoding: 'utf8', timeout: 120_000 });
+    const int16 = run('act-int16');
+    assert.equal(int16.status, 0, String(int16.stderr));
+    assert.match(String(int16.stderr), /kernels: .*int16 activations/);
+    const f32 = run('act-f32', '--activations', 'f32');
+    assert.equal(f32.status, 0, String(f32.stderr));
+    assert.match(String(f32.stderr), /kernels: .*f32 activations/);
+    assert.notDeepEqual(adapter('act-int16'), adapter('act-f32'));
+    const bad = run('act-bad', '--activations', 'int8');
+    assert.equal(bad.status, 2);
+    assert.match(String(bad.stderr), /--activations/);
+  });
+
   it('refuses to replace a run without --overwrite (exit 2, typed message)', () => {
     const r = spawnSync(process.execPath, [CLI, 'train', ...common(), '--out', join(dir, 'whole')], { encoding: 'utf8', timeout: 60_000 });
     assert.equal(r.status, 2);

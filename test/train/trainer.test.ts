@@ -38,6 +38,22 @@ describe('train (stories260K)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('without kernels: int16 frozen matmuls by default, exact f32 with activations: \'f32\'', async () => {
+    const short = { ...base(), maxSteps: 3, evalEvery: 3, saveEvery: 3 };
+    await train({ config: short, out: join(dir, 'own-default'), threads: 1 });
+    await train({ config: short, out: join(dir, 'own-f32'), threads: 1, activations: 'f32' });
+    const int16 = await createKernels({ threads: 1, int16Activations: true });
+    try {
+      await train({ config: short, out: join(dir, 'given-int16'), kernels: int16 });
+    } finally {
+      await int16.dispose();
+    }
+    await run('given-f32', short);
+    assert.deepEqual(adapterBytes('own-default'), adapterBytes('given-int16'));
+    assert.deepEqual(adapterBytes('own-f32'), adapterBytes('given-f32'));
+    assert.notDeepEqual(adapterBytes('own-default'), adapterBytes('own-f32'));
+  });
+
   it('lowers held-out loss and writes adapter, metrics, curve and checkpoints', async () => {
     const r = await run('a', base());
     assert.equal(r.steps, 24);
