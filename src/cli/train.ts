@@ -78,7 +78,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed of data order, split, LoRA init and dropout (default 42)')
     .addOption(new Option('--activations <type>', 'arithmetic of the frozen matmuls (4-bit base, f32 lm head): int16 = both operands 13-bit integers per block, ~1.3x faster, ' +
       'gradients 12x closer to exact than bf16 compute; f32 = exact').choices(['int16', 'f32']).default('int16'))
-    .option('--activation-memory <MiB>', 'layer activations kept instead of recomputed in the backward: faster, same gradients (default 1024; 0 = recompute all)')
+    .option('--activation-memory <MiB>', 'layer activations kept instead of recomputed in the backward: faster, same gradients (default 1536; 0 = recompute all)')
     .addOption(new Option('--nan-policy <p>', 'a non-finite loss or gradient: stop (default) or skip the step').choices(['stop', 'skip']));
   addRunOptions(cmd).action(async (o: TrainCliOptions) => runTrain(o));
 }
