@@ -16,7 +16,7 @@ import { INT16_MAX_WEIGHT_ELEMENTS, INT16_MIN_ROWS, int16Apply, int16ProductRef,
 import type { Quant4Settings } from '../../src/quant/config.js';
 import { quantizeTensor } from '../../src/quant/quantized-tensor.js';
 import type { Quant4Weight } from '../../src/quant/types.js';
-import { rng } from '../helpers/random.js';
+import { q4s, randUniform } from '../helpers/quant-settings.js';
 
 /**
  * Twin vs the exact product, per element, relative to Σ_t |a_t·b_t| (the size of the sum's
@@ -25,13 +25,9 @@ import { rng } from '../helpers/random.js';
  */
 const INT16_VS_EXACT_REL_BOUND = 5e-4;
 
-function rand(n: number, seed: number): Float32Array {
-  const next = rng(seed);
-  return Float32Array.from({ length: n }, () => 2 * next() - 1);
-}
+const rand = randUniform;
 
-const s = (quantType: 'nf4' | 'fp4', blockSize: number, doubleQuant: boolean, strategy: 'blockwise' | 'perChannel', zeroPoint = false): Quant4Settings =>
-  ({ quantType, blockSize, doubleQuant, strategy, zeroPoint });
+const s = q4s;
 
 // [N, K, settings]: panel tails (N % 8, K % 8 as dY·W's output), contraction tails (K, N % 64),
 // the Llama shapes' blocks, zero points, per-channel.

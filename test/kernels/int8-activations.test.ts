@@ -13,8 +13,8 @@ import { RefKernels } from '../../src/kernels/ref/index.js';
 import { int8ActivationsApply, matmulXWtQ4Int8Ref, quantizeActivationsInt8Ref } from '../../src/kernels/ref/matmul-int8.js';
 import type { Quant4Settings } from '../../src/quant/config.js';
 import { quantizeTensor } from '../../src/quant/quantized-tensor.js';
-import { rng } from '../helpers/random.js';
 import { absBound, assertTwin } from './int8-twin.js';
+import { q4s, randUniform } from '../helpers/quant-settings.js';
 
 /**
  * Twin vs the exact product on uniform random x and NF4 weights, per element, relative to
@@ -23,14 +23,9 @@ import { absBound, assertTwin } from './int8-twin.js';
  */
 const INT8_VS_EXACT_REL_BOUND = 0.01;
 
-/** n values uniform in [-1, 1) from a seeded generator. */
-function rand(n: number, seed: number): Float32Array {
-  const next = rng(seed);
-  return Float32Array.from({ length: n }, () => 2 * next() - 1);
-}
+const rand = randUniform;
 
-const s = (quantType: 'nf4' | 'fp4', blockSize: number, doubleQuant: boolean, strategy: 'blockwise' | 'perChannel', zeroPoint = false): Quant4Settings =>
-  ({ quantType, blockSize, doubleQuant, strategy, zeroPoint });
+const s = q4s;
 
 // [N, K, settings]: panel tails (N % 8), K of many blocks, small blocks (K chunks, packed rounds and
 // thread splits: int8-gemm-shapes.test.ts).

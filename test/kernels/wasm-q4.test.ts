@@ -15,6 +15,7 @@ import { quantizeBlockwise4Ref } from '../../src/quant/blockwise.js';
 import type { Quant4Settings } from '../../src/quant/config.js';
 import { quantizeTensor } from '../../src/quant/quantized-tensor.js';
 import type { Quant4Weight } from '../../src/quant/types.js';
+import { q4s } from '../helpers/quant-settings.js';
 
 /** Same budget as the f32 GEMM test: per element, relative to Σ_k |x_k·w_k| (+1). */
 const Q4_MATMUL_REL_TOL = 2e-6;
@@ -28,8 +29,7 @@ function assertClose(got: Float32Array, want: Float32Array, bound: Float32Array,
   }
 }
 
-const s = (quantType: 'nf4' | 'fp4', blockSize: number, doubleQuant: boolean, strategy: 'blockwise' | 'perChannel', zeroPoint = false): Quant4Settings =>
-  ({ quantType, blockSize, doubleQuant, strategy, zeroPoint });
+const s = q4s;
 
 // [rows (N), cols (K), settings]: odd cols put rows at odd nibbles; cols not a multiple of the block
 // make blockwise blocks cross rows.

@@ -512,25 +512,24 @@ export class WasmKernels implements Kernels {
     const pw = this.liveInt16('matmulXWtInt16', w);
     const { rows: N, cols: K } = pw;
     checkBuffers('matmulXWtInt16', { M }, [['y', y, M * N], ['x', x, M * K]]);
-    const s = new Staging(this.heap);
-    const py = s.out(y, M * N, accumulate);
-    const px = s.in(x, M * K);
-    const qt = this.int16Scratch(this.int16RowBytes(M, K));
-    this.int16Prepare(px, M, K, qt, 0, 0, 0, N, 0, 0);
-    this.int16Run(py, M, N, K, qt, pw.fwd, accumulate);
-    s.finish();
+    this.int16Packed(y, x, M, K, N, pw.fwd, accumulate);
   }
 
   matmulDyWInt16(dx: Float32Array, dy: Float32Array, w: Int16Weight, M: number, accumulate: boolean): void {
     const pw = this.liveInt16('matmulDyWInt16', w);
     const { rows: N, cols: K } = pw;
     checkBuffers('matmulDyWInt16', { M }, [['dx', dx, M * K], ['dy', dy, M * N]]);
+    this.int16Packed(dx, dy, M, N, K, pw.dx, accumulate);
+  }
+
+  /** c[M, Nout] (+)= a[M, Kc]·Bᵀ from B's panels packed by packInt16 (a quantized per call). */
+  private int16Packed(c: Float32Array, a: Float32Array, M: number, Kc: number, Nout: number, panels: number, accumulate: boolean): void {
     const s = new Staging(this.heap);
-    const pdx = s.out(dx, M * K, accumulate);
-    const pdy = s.in(dy, M * N);
-    const qt = this.int16Scratch(this.int16RowBytes(M, N));
-    this.int16Prepare(pdy, M, N, qt, 0, 0, 0, K, 0, 0);
-    this.int16Run(pdx, M, K, N, qt, pw.dx, accumulate);
+    const pc = s.out(c, M * Nout, accumulate);
+    const pa = s.in(a, M * Kc);
+    const qt = this.int16Scratch(this.int16RowBytes(M, Kc));
+    this.int16Prepare(pa, M, Kc, qt, 0, 0, 0, Nout, 0, 0);
+    this.int16Run(pc, M, Nout, Kc, qt, panels, accumulate);
     s.finish();
   }
 
