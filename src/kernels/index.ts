@@ -34,9 +34,10 @@ export interface CreateKernelsOptions {
    */
   readonly int8Activations?: boolean;
   /**
-   * The frozen 4-bit matmuls of training, forward X·Wᵀ and input gradient dY·W, with both operands
-   * quantized to 13-bit integers per 64-long block (src/kernels/ref/matmul-int16.ts): ~1.5x the
-   * exact f32 path, error below bf16 compute's. The default of `qlora train`. Default false here;
+   * The frozen matmuls of training (4-bit weights at 16 rows and more; an f32 head through
+   * packInt16), forward X·Wᵀ and input gradient dY·W, with both operands quantized to 13-bit
+   * integers per 64-long block (src/kernels/ref/matmul-int16.ts): ~1.3-1.5x the exact f32 GEMM,
+   * error below bf16 compute's. The default of `qlora train` and `train()`. Default false here;
    * exclusive with int8Activations. Both backends implement it.
    */
   readonly int16Activations?: boolean;

@@ -72,8 +72,8 @@ export interface TrainOptions extends WithProgressCallback {
   readonly kernels?: Kernels;
   readonly threads?: number;
   /**
-   * Arithmetic of the frozen 4-bit matmuls when `kernels` is not given: 'int16' (default; 13-bit
-   * integer operands per block, kernels/ref/matmul-int16.ts) or 'f32' (exact).
+   * Arithmetic of the frozen matmuls (4-bit base, f32 lm head) when `kernels` is not given:
+   * 'int16' (default; 13-bit integer operands per block, kernels/ref/matmul-int16.ts) or 'f32' (exact).
    */
   readonly activations?: TrainActivations;
   readonly onEvent?: (e: TrainEvent) => void;
