@@ -65,6 +65,12 @@ export function checkQuant4(kernel: string, w: Quant4Weight): void {
 }
 
 /** matmulXWtQ4Many: one output per weight, weights valid and of one width K, buffers sized for M rows. */
+/** packInt16's arguments: w holds N·K values, and both dims are even (the int16 product takes pairs). */
+export function checkPackInt16(w: Float32Array, N: number, K: number): void {
+  checkBuffers('packInt16', { N, K }, [['w', w, N * K]]);
+  if (N % 2 !== 0 || K % 2 !== 0) throw new ShapeError('packInt16: both dims must be even (the int16 product takes pairs)', { field: 'N,K', expected: 'even', got: `${N},${K}` });
+}
+
 export function checkQuant4Many(kernel: string, ys: readonly Float32Array[], x: Float32Array, ws: readonly Quant4Weight[], M: number): void {
   if (ys.length !== ws.length) throw new ShapeError(`${kernel}: one output per weight`, { field: 'ys', expected: `${ws.length} outputs`, got: String(ys.length) });
   requireDims(kernel, { M });

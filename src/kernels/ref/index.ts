@@ -9,11 +9,11 @@ import type { Quant4Weight } from '../../quant/types.js';
 import type { AttentionDims, Int16Weight, Kernels } from '../kernels.js';
 import { siluMulBackwardRef, siluMulForwardRef, softmaxRowsRef } from './act.js';
 import { attentionBackwardRef, attentionForwardRef } from './attention.js';
-import { checkAttention, checkBuffers, checkCrossEntropy, checkEmbedding, checkQuant4, checkQuant4Many, checkRope, kvLength, requireDims, requireLength } from './check.js';
+import { checkAttention, checkBuffers, checkPackInt16, checkCrossEntropy, checkEmbedding, checkQuant4, checkQuant4Many, checkRope, kvLength, requireDims, requireLength } from './check.js';
 import { embeddingBackwardRef, embeddingForwardRef } from './embedding.js';
 import { crossEntropyBackwardRef, crossEntropyForwardRef } from './loss.js';
 import { int8ActivationsApply, matmulXWtQ4Int8Ref } from './matmul-int8.js';
-import { int16Apply, int16ProductRef, matmulDyWQ4Int16Ref, matmulXWtQ4Int16Ref } from './matmul-int16.js';
+import { int16Apply, int16DyWRef, int16XWtRef, matmulDyWQ4Int16Ref, matmulXWtQ4Int16Ref } from './matmul-int16.js';
 import { matmulDytXRef, matmulDyWQ4Ref, matmulDyWRef, matmulXWtQ4Ref, matmulXWtRef } from './matmul.js';
 import { rmsnormBackwardRef, rmsnormForwardRef } from './norm.js';
 import { adamwStepRef, scaleRef, sumSquaresRef } from './optim.js';
@@ -123,8 +123,7 @@ export class RefKernels implements Kernels {
   }
 
   packInt16(w: Float32Array, N: number, K: number): Int16Weight {
-    checkBuffers('packInt16', { N, K }, [['w', w, N * K]]);
-    if (N % 2 !== 0 || K % 2 !== 0) throw new ShapeError('packInt16: both dims must be even (the int16 product takes pairs)', { field: 'N,K', expected: 'even', got: `${N},${K}` });
+    checkPackInt16(w, N, K);
     // The reference quantizes the weight inside every product (the same integers each time).
     const packed: RefInt16Weight = { rows: N, cols: K, data: Float32Array.from(w.subarray(0, N * K)), live: true };
     return packed;
@@ -133,13 +132,13 @@ export class RefKernels implements Kernels {
   matmulXWtInt16(y: Float32Array, x: Float32Array, w: Int16Weight, M: number, accumulate: boolean): void {
     const pw = liveInt16('matmulXWtInt16', w);
     checkBuffers('matmulXWtInt16', { M }, [['y', y, M * pw.rows], ['x', x, M * pw.cols]]);
-    int16ProductRef(y, x, M, pw.cols, pw.data, pw.cols, 1, pw.rows, accumulate);
+    int16XWtRef(y, x, M, pw.data, pw.rows, pw.cols, accumulate);
   }
 
   matmulDyWInt16(dx: Float32Array, dy: Float32Array, w: Int16Weight, M: number, accumulate: boolean): void {
     const pw = liveInt16('matmulDyWInt16', w);
     checkBuffers('matmulDyWInt16', { M }, [['dx', dx, M * pw.cols], ['dy', dy, M * pw.rows]]);
-    int16ProductRef(dx, dy, M, pw.rows, pw.data, 1, pw.cols, pw.cols, accumulate);
+    int16DyWRef(dx, dy, M, pw.data, pw.rows, pw.cols, accumulate);
   }
 
   releaseInt16(w: Int16Weight): void {

@@ -104,6 +104,16 @@ export function int16ProductRef(c: Float32Array, a: Float32Array, M: number, Kc:
   }
 }
 
+/** y[M, N] (+)= x[M, K]·Fᵀ, F[N, K] f32, in the int16 arithmetic. */
+export function int16XWtRef(y: Float32Array, x: Float32Array, M: number, F: Float32Array, N: number, K: number, accumulate: boolean): void {
+  int16ProductRef(y, x, M, K, F, K, 1, N, accumulate);
+}
+
+/** dx[M, K] (+)= dy[M, N]·F, F[N, K] f32, in the int16 arithmetic. */
+export function int16DyWRef(dx: Float32Array, dy: Float32Array, M: number, F: Float32Array, N: number, K: number, accumulate: boolean): void {
+  int16ProductRef(dx, dy, M, N, F, 1, K, K, accumulate);
+}
+
 function dequantized(w: Quant4Weight): Float32Array {
   const F = new Float32Array(w.rows * w.cols);
   dequantizeQ4RowsRef(F, w, 0, w.rows);
@@ -112,10 +122,10 @@ function dequantized(w: Quant4Weight): Float32Array {
 
 /** y[M, rows] (+)= x[M, cols]·dequant(w)ᵀ in the int16 arithmetic (int16Apply(w, 'forward', M)). */
 export function matmulXWtQ4Int16Ref(y: Float32Array, x: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void {
-  int16ProductRef(y, x, M, w.cols, dequantized(w), w.cols, 1, w.rows, accumulate);
+  int16XWtRef(y, x, M, dequantized(w), w.rows, w.cols, accumulate);
 }
 
 /** dx[M, cols] (+)= dy[M, rows]·dequant(w) in the int16 arithmetic (int16Apply(w, 'input-grad', M)). */
 export function matmulDyWQ4Int16Ref(dx: Float32Array, dy: Float32Array, w: Quant4Weight, M: number, accumulate: boolean): void {
-  int16ProductRef(dx, dy, M, w.rows, dequantized(w), 1, w.cols, w.cols, accumulate);
+  int16DyWRef(dx, dy, M, dequantized(w), w.rows, w.cols, accumulate);
 }

@@ -13,7 +13,7 @@ import type { AttentionDims, Int16Weight, Kernels } from '../kernels.js';
 import { RefKernels, activationsName } from '../ref/index.js';
 import { int8ActivationsApply } from '../ref/matmul-int8.js';
 import { INT16_BLOCK, INT16_MIN_ROWS, int16Apply } from '../ref/matmul-int16.js';
-import { checkBuffers, checkQuant4, checkQuant4Many, requireDims, requireLength } from '../ref/check.js';
+import { checkBuffers, checkPackInt16, checkQuant4, checkQuant4Many, requireDims, requireLength } from '../ref/check.js';
 import { LAYER_KERNEL_NAMES, LayerKernels } from './layers.js';
 import { WasmHeap, Staging } from './memory.js';
 import { variantSummary, type KernelModule } from './module.js';
@@ -451,7 +451,12 @@ export class WasmKernels implements Kernels {
 
   /** Bytes of a's tiles and block scales for M rows over Kc (tiles first, scales after). */
   private int16RowBytes(M: number, Kc: number): number {
-    return align64(this.pool.exports.gemmI16TileBytes(M, Kc)) + align64(M * Math.ceil(Kc / INT16_BLOCK) * 4);
+    return this.int16ScalesOffset(M, Kc) + align64(M * Math.ceil(Kc / INT16_BLOCK) * 4);
+  }
+
+  /** Where the block scales start after the tiles at qt (int16RowBytes' layout). */
+  private int16ScalesOffset(M: number, Kc: number): number {
+    return align64(this.pool.exports.gemmI16TileBytes(M, Kc));
   }
 
   /** The int16 scratch area of at least `bytes` (grown on demand; one call uses it at a time). */
@@ -468,7 +473,7 @@ export class WasmKernels implements Kernels {
    * int16RowBytes lays out), and `panels` panels of B (B(j, t) = F[j·sj + t·st], Nout columns) into packed.
    */
   private int16Prepare(pa: number, M: number, Kc: number, qt: number, F: number, sj: number, st: number, Nout: number, panels: number, packed: number): void {
-    const sa = qt + align64(this.pool.exports.gemmI16TileBytes(M, Kc));
+    const sa = qt + this.int16ScalesOffset(M, Kc);
     const parts = this.rowsOf(this.threads, 2 * (M + 8) * Nout * Kc).length;
     const rowShares = evenShares(M, parts, INT16_TILE_ROWS);
     const panelShares = evenShares(panels, parts, 1);
@@ -480,7 +485,7 @@ export class WasmKernels implements Kernels {
    * split by panel pairs (columns: no shared cache line of a row) or by 4-row tiles.
    */
   private int16Run(pc: number, M: number, Nout: number, Kc: number, qt: number, packed: number, accumulate: boolean): void {
-    const sa = qt + align64(this.pool.exports.gemmI16TileBytes(M, Kc));
+    const sa = qt + this.int16ScalesOffset(M, Kc);
     const panels = Math.ceil(Nout / 8);
     const parts = this.rowsOf(this.threads, 2 * M * Nout * Kc).length;
     const byCols = panels >= Math.ceil(M / INT16_TILE_ROWS) || panels >= 4 * parts;
@@ -491,8 +496,7 @@ export class WasmKernels implements Kernels {
   }
 
   packInt16(w: Float32Array, N: number, K: number): Int16Weight {
-    checkBuffers('packInt16', { N, K }, [['w', w, N * K]]);
-    if (N % 2 !== 0 || K % 2 !== 0) throw new ShapeError('packInt16: both dims must be even (the int16 product takes pairs)', { field: 'N,K', expected: 'even', got: `${N},${K}` });
+    checkPackInt16(w, N, K);
     const fwdBytes = Math.ceil(N / 8) * this.pool.exports.gemmI16PanelBytes(K);
     const dxBytes = Math.ceil(K / 8) * this.pool.exports.gemmI16PanelBytes(N);
     const off = this.heap.alloc(fwdBytes + dxBytes);

@@ -42,9 +42,9 @@ export class WasmHeap {
 
   /**
    * zero(off, bytes): the kernel module's zeroBytes (wasm memory.fill, ~44 GB/s warm here vs
-   * ~12-17 for a Float64Array fill of the shared buffer); without it, a typed-array fill.
+   * ~12-17 for a Float64Array fill of the shared buffer).
    */
-  constructor(memory: WasmMemory, heapBase: number, private readonly zero: ((off: number, bytes: number) => void) | null = null) {
+  constructor(memory: WasmMemory, heapBase: number, private readonly zero: (off: number, bytes: number) => void) {
     this.memory = memory;
     this.base = Math.ceil(heapBase / ALIGN) * ALIGN;
     this.top = this.base;
@@ -92,9 +92,7 @@ export class WasmHeap {
       this.top = off + size;
     }
     this.live.set(off, size);
-    // Sizes are multiples of 64 (sizeClass): an f64 fill runs ~4-5x a byte fill on a shared buffer.
-    if (this.zero !== null) this.zero(off, size);
-    else new Float64Array(this.buffer, off, size / 8).fill(0);
+    this.zero(off, size);
     return off;
   }
 
